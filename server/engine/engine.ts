@@ -1,0 +1,265 @@
+/**
+ * The step loop: the single owner of engine state. Requests wait in a queue; each
+ * iteration admits waiting requests into free KV slots (prefill: vision encoder, then
+ * the prompt in chunks), then runs ONE decode step over every running sequence
+ * (continuous batching: sequences join and leave between decode steps).
+ *
+ *   generate(req) ──► waiting ──admit──► prefill(seq) ──► running[0..n) ──decode step──► events
+ *                                                           ▲                   │
+ *                                                           └── finished: slot compacted
+ */
+import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
+import { mropePositions, MropeTables, type MergedGrid } from '../model/qwen2-vl/mrope.ts';
+import type { ModelRunner } from '../model/runtime/model-runner.ts';
+import type { Decoder } from './detokenizer.ts';
+import type { EngineEvent, EngineRequest } from './request.ts';
+import { Sequence } from './sequence.ts';
+
+export interface EngineOptions {
+  /** Prompt tokens per prefill run (bounds activation memory for long prompts). */
+  prefillChunk: number;
+}
+
+export interface EngineStats {
+  waiting: number;
+  running: number;
+  decodeSteps: number;
+  /** Decode steps that advanced more than one sequence. */
+  batchedDecodeSteps: number;
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+export class EngineError extends Error {}
+
+export class Engine {
+  private readonly waiting: Sequence[] = [];
+  private readonly running: Sequence[] = [];
+  private readonly rope: MropeTables;
+  private readonly config: Qwen2VLConfig;
+  private loop: Promise<void> | null = null;
+  readonly stats: EngineStats = {
+    waiting: 0,
+    running: 0,
+    decodeSteps: 0,
+    batchedDecodeSteps: 0,
+    promptTokens: 0,
+    generatedTokens: 0,
+  };
+
+  constructor(
+    private readonly runner: ModelRunner,
+    private readonly decoder: Decoder,
+    private readonly options: EngineOptions,
+  ) {
+    this.config = runner.config;
+    this.rope = new MropeTables(this.config.text);
+  }
+
+  get maxLen(): number {
+    return this.runner.kv.shape.maxLen;
+  }
+
+  /** Queues a request; events stream as the step loop produces them. */
+  generate(request: EngineRequest): AsyncIterable<EngineEvent> {
+    const seq = new Sequence(request, this.decoder);
+    this.waiting.push(seq);
+    this.kick();
+    return seq.events;
+  }
+
+  /** Resolves when every queued and running request has finished. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private kick(): void {
+    if (this.loop) return;
+    this.loop = this.run().finally(() => {
+      this.loop = null;
+      if (this.waiting.length > 0) this.kick();
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (this.waiting.length > 0 || this.running.length > 0) {
+      this.dropAborted();
+      while (this.waiting.length > 0 && this.running.length < this.runner.kv.shape.slots) {
+        const seq = this.waiting.shift()!;
+        await this.prefillGuarded(seq);
+      }
+      if (this.running.length > 0) await this.decodeStep();
+      this.updateCounts();
+      // Let the event loop deliver events and accept new requests between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.updateCounts();
+  }
+
+  private updateCounts(): void {
+    this.stats.waiting = this.waiting.length;
+    this.stats.running = this.running.length;
+  }
+
+  private dropAborted(): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      if (this.waiting[i]!.aborted) this.waiting.splice(i, 1)[0]!.finish('abort');
+    }
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      if (this.running[i]!.aborted) {
+        this.running[i]!.finish('abort');
+        this.release(i);
+      }
+    }
+  }
+
+  /** Frees slot i by moving the last running sequence's cache into it. */
+  private release(i: number): void {
+    const last = this.running.length - 1;
+    if (i !== last) {
+      const moved = this.running[last]!;
+      this.runner.kv.copy(last, i, moved.cachedLength);
+      this.running[i] = moved;
+    }
+    this.running.pop();
+  }
+
+  private async prefillGuarded(seq: Sequence): Promise<void> {
+    try {
+      await this.prefill(seq);
+    } catch (err) {
+      // A failed request fails alone; its slot was never added to `running`.
+      seq.finish('error', err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private async prefill(seq: Sequence): Promise<void> {
+    const start = performance.now();
+    seq.timing.queuedMs = start - seq.enqueuedAt;
+    const { tokens } = this.config;
+    const merge = this.config.vision.spatialMergeSize;
+    const req = seq.request;
+
+    // Vision tower, one image at a time.
+    const embeds: Float32Array[] = [];
+    const grids: MergedGrid[] = [];
+    for (const image of req.images) {
+      embeds.push(await this.runner.encodeImage(image.patches, image.gridThw));
+      const [t, h, w] = image.gridThw;
+      grids.push({ t, h: h / merge, w: w / merge });
+    }
+    seq.timing.visionMs = performance.now() - start;
+
+    const ids = expandImageTokens(req.promptIds, tokens.imagePad, grids);
+    seq.promptIds = ids;
+    seq.imageTokens = grids.reduce((n, g) => n + g.t * g.h * g.w, 0);
+    if (ids.length + 1 > this.maxLen) {
+      throw new EngineError(`prompt of ${ids.length} tokens does not fit the ${this.maxLen}-token context`);
+    }
+    const { positions, ropeDelta } = mropePositions(ids, tokens.imagePad, grids);
+    const slot = this.running.length;
+    const hidden = this.config.text.hiddenSize;
+    const headDim = this.config.text.headDim;
+    const allEmbeds = concat(embeds);
+    let imageRow = 0; // image feature rows consumed so far
+    let logits: Float32Array | null = null;
+    for (let from = 0; from < ids.length; from += this.options.prefillChunk) {
+      const count = Math.min(this.options.prefillChunk, ids.length - from);
+      const cos = new Float32Array(count * headDim);
+      const sin = new Float32Array(count * headDim);
+      this.rope.fill(cos, sin, 0, positions, from, count);
+      const imageIndex: bigint[] = [];
+      for (let r = 0; r < count; r++) if (ids[from + r] === tokens.imagePad) imageIndex.push(BigInt(r));
+      const rows = imageIndex.length;
+      logits = await this.runner.decode({
+        firstSlot: slot,
+        batch: 1,
+        seqLen: count,
+        inputIds: BigInt64Array.from(ids.slice(from, from + count), BigInt),
+        ropeCos: cos,
+        ropeSin: sin,
+        seqlensK: Int32Array.of(from + count - 1),
+        imageEmbeds: allEmbeds.subarray(imageRow * hidden, (imageRow + rows) * hidden),
+        imageTokenIndex: BigInt64Array.from(imageIndex),
+        logitsIndex: BigInt64Array.of(BigInt(count - 1)),
+      });
+      imageRow += rows;
+    }
+    seq.cachedLength = ids.length;
+    seq.nextPosition = ids.length + ropeDelta;
+    seq.timing.prefillMs = performance.now() - start - seq.timing.visionMs;
+    this.stats.promptTokens += ids.length;
+    this.running.push(seq);
+    seq.accept(seq.sampler.sample(logits!, req.topLogprobs), this.maxLen);
+    this.stats.generatedTokens++;
+    if (seq.finished) this.release(this.running.length - 1);
+  }
+
+  private async decodeStep(): Promise<void> {
+    const n = this.running.length;
+    const headDim = this.config.text.headDim;
+    const start = performance.now();
+    const cos = new Float32Array(n * headDim);
+    const sin = new Float32Array(n * headDim);
+    const inputIds = new BigInt64Array(n);
+    const seqlensK = new Int32Array(n);
+    for (let b = 0; b < n; b++) {
+      const seq = this.running[b]!;
+      inputIds[b] = BigInt(seq.lastToken);
+      seqlensK[b] = seq.cachedLength; // cached after this step (cachedLength + 1) minus one
+      this.rope.fillText(cos, sin, b, seq.nextPosition, 1);
+    }
+    const vocab = this.config.text.vocabSize;
+    const logits = await this.runner.decode({
+      firstSlot: 0,
+      batch: n,
+      seqLen: 1,
+      inputIds,
+      ropeCos: cos,
+      ropeSin: sin,
+      seqlensK,
+      imageEmbeds: new Float32Array(0),
+      imageTokenIndex: new BigInt64Array(0),
+      logitsIndex: BigInt64Array.from({ length: n }, (_, b) => BigInt(b)),
+    });
+    const elapsed = performance.now() - start;
+    this.stats.decodeSteps++;
+    if (n > 1) this.stats.batchedDecodeSteps++;
+    for (let b = 0; b < n; b++) {
+      const seq = this.running[b]!;
+      seq.cachedLength++;
+      seq.nextPosition++;
+      seq.timing.decodeMs += elapsed;
+      seq.accept(seq.sampler.sample(logits.subarray(b * vocab, (b + 1) * vocab), seq.request.topLogprobs), this.maxLen);
+      this.stats.generatedTokens++;
+    }
+    for (let b = n - 1; b >= 0; b--) if (this.running[b]!.finished) this.release(b);
+  }
+}
+
+/** Replaces the i-th <|image_pad|> with as many copies as image i has merged tokens. */
+export function expandImageTokens(promptIds: readonly number[], imagePad: number, grids: readonly MergedGrid[]): number[] {
+  const out: number[] = [];
+  let image = 0;
+  for (const id of promptIds) {
+    if (id !== imagePad) {
+      out.push(id);
+      continue;
+    }
+    const grid = grids[image++];
+    if (!grid) throw new EngineError(`prompt has more image placeholders than images (${grids.length})`);
+    for (let k = 0; k < grid.t * grid.h * grid.w; k++) out.push(imagePad);
+  }
+  if (image !== grids.length) throw new EngineError(`prompt has ${image} image placeholders for ${grids.length} images`);
+  return out;
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,87 @@
+/**
+ * One request's life inside the engine: its prompt (image tokens expanded), M-RoPE
+ * positions, cache length, sampler, detokenizer and stop matcher. Pure bookkeeping;
+ * the engine runs the model.
+ */
+import { AsyncChannel } from './async-channel.ts';
+import { IncrementalDetokenizer, type Decoder } from './detokenizer.ts';
+import type { EngineEvent, EngineRequest, FinishReason, RequestTiming } from './request.ts';
+import { SequenceSampler, type SampledToken } from './sampler.ts';
+import { StopStringMatcher } from './stop-strings.ts';
+
+export class Sequence {
+  readonly events = new AsyncChannel<EngineEvent>();
+  readonly sampler: SequenceSampler;
+  private readonly detokenizer: IncrementalDetokenizer;
+  private readonly stopMatcher: StopStringMatcher;
+  private readonly stopIds: Set<number>;
+  readonly enqueuedAt = performance.now();
+  readonly timing: RequestTiming = { queuedMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, firstTokenMs: 0 };
+
+  /** Prompt with image tokens expanded, set at prefill. */
+  promptIds: number[] = [];
+  imageTokens = 0;
+  /** Tokens held in the KV cache. */
+  cachedLength = 0;
+  /** M-RoPE position of the next token. */
+  nextPosition = 0;
+  /** The last sampled token, fed to the next decode step. */
+  lastToken = -1;
+  completionTokens = 0;
+  finished: FinishReason | null = null;
+
+  constructor(
+    readonly request: EngineRequest,
+    decoder: Decoder,
+  ) {
+    this.sampler = new SequenceSampler(request.sampling, request.promptIds);
+    this.detokenizer = new IncrementalDetokenizer(decoder, request.skipSpecialTokens);
+    this.stopMatcher = new StopStringMatcher(request.stop);
+    this.stopIds = new Set(request.stopTokenIds);
+  }
+
+  get aborted(): boolean {
+    return this.request.signal?.aborted ?? false;
+  }
+
+  /** Records a sampled token, emits its event, and decides whether the sequence ends. */
+  accept(sampled: SampledToken, maxLen: number): void {
+    if (this.completionTokens === 0) this.timing.firstTokenMs = performance.now() - this.enqueuedAt;
+    this.completionTokens++;
+    this.lastToken = sampled.token;
+    let text = '';
+    let reason: FinishReason | null = null;
+    if (this.stopIds.has(sampled.token)) {
+      reason = 'stop';
+    } else {
+      const { emit, stopped } = this.stopMatcher.push(this.detokenizer.push(sampled.token));
+      text = emit;
+      if (stopped) reason = 'stop';
+    }
+    if (!reason && this.completionTokens >= this.request.maxTokens) reason = 'length';
+    // The next decode step needs one more cache row.
+    if (!reason && this.cachedLength + 1 >= maxLen) reason = 'length';
+    this.events.push({ type: 'token', token: sampled.token, logprob: sampled.logprob, top: sampled.top, text });
+    if (reason) this.finish(reason);
+  }
+
+  finish(reason: FinishReason, error?: string): void {
+    if (this.finished) return;
+    this.finished = reason;
+    let tail = '';
+    if (reason !== 'stop' && reason !== 'error') tail = this.stopMatcher.push(this.detokenizer.flush()).emit;
+    tail += this.stopMatcher.finish();
+    this.events.push({
+      type: 'done',
+      finishReason: reason,
+      finalText: tail,
+      ...(error ? { error } : {}),
+      text: this.stopMatcher.fullText,
+      promptTokens: this.promptIds.length || this.request.promptIds.length,
+      imageTokens: this.imageTokens,
+      completionTokens: this.completionTokens,
+      timing: this.timing,
+    });
+    this.events.close();
+  }
+}

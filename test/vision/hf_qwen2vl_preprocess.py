@@ -48,8 +48,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--raw", nargs=2, type=int)
     ap.add_argument("--size", nargs=2, type=int)
-    ap.add_argument("--min-pixels", type=int, default=56 * 56)
-    ap.add_argument("--max-pixels", type=int, default=14 * 14 * 4 * 1280)
+    # Qwen2-VL / UI-TARS preprocessor_config.json values
+    ap.add_argument("--min-pixels", type=int, default=3136)
+    ap.add_argument("--max-pixels", type=int, default=12845056)
     a = ap.parse_args()
 
     if a.raw:

@@ -252,7 +252,7 @@ function refAttention(q: F, k: F, v: F, sq: number, sk: number, nH: number, kvH:
       }
       for (let j = 0; j <= lim; j++) {
         const p = sc[j]! / z;
-        for (let l = 0; l < d; l++) out[(i * nH + h) * d + l] += p * v[(j * kvH + kh) * d + l]!;
+        for (let l = 0; l < d; l++) out[(i * nH + h) * d + l] = out[(i * nH + h) * d + l]! + p * v[(j * kvH + kh) * d + l]!;
       }
     }
   }
@@ -366,3 +366,80 @@ export function refDecoder(
   const lm = w.has('lm_head.weight') && !t.tieWordEmbeddings ? w.data('lm_head.weight') : emb;
   return refLinear(n, S, Hd, lm, t.vocabSize);
 }
+
+// ---------------------------------------------------------------- decoder runner
+
+export interface DecoderStep {
+  /** [B][S] token ids. */
+  ids: number[][];
+  /** Positions [B][S] used to build the rope tables (text-only RoPE). */
+  positions: number[][];
+  seqlensK: number[];
+  totalLen: number;
+  logitsIndex: number[];
+  image?: { rows: number[]; embeds: Float32Array };
+}
+
+/** Per-layer K and V tensors [B, kvH, maxLen, D] (maxLen 0 = empty past). */
+export function makeKv(cfg: Qwen2VLConfig, batch: number, maxLen: number): ort.Tensor[] {
+  const t = cfg.text;
+  const out: ort.Tensor[] = [];
+  for (let i = 0; i < 2 * t.numHiddenLayers; i++) {
+    const dims = [batch, t.numKeyValueHeads, maxLen, t.headDim];
+    out.push(new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims));
+  }
+  return out;
+}
+
+/**
+ * One decoder run. With `shared`, the past tensors are also passed as the pre-allocated present
+ * outputs (in-place append); otherwise ORT allocates present and it is returned.
+ */
+export async function runDecoder(
+  sess: ort.InferenceSession,
+  cfg: Qwen2VLConfig,
+  step: DecoderStep,
+  past: ort.Tensor[],
+  shared: boolean,
+): Promise<{ logits: Float32Array; present: ort.Tensor[] }> {
+  const t = cfg.text;
+  const B = step.ids.length;
+  const S = step.ids[0]!.length;
+  const D = t.headDim;
+  const cos = new Float32Array(B * S * D), sin = new Float32Array(B * S * D);
+  step.positions.forEach((row, b) => {
+    const tab = ropeTable(row, D, t.ropeTheta);
+    cos.set(tab.cos, b * S * D);
+    sin.set(tab.sin, b * S * D);
+  });
+  const M = step.image?.rows.length ?? 0;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from(step.ids.flat().map(BigInt)), [B, S]),
+    image_embeds: new ort.Tensor('float32', step.image?.embeds ?? new Float32Array(0), [M, t.hiddenSize]),
+    image_token_index: new ort.Tensor('int64', BigInt64Array.from((step.image?.rows ?? []).map(BigInt)), [M]),
+    rope_cos: new ort.Tensor('float32', cos, [B, S, D]),
+    rope_sin: new ort.Tensor('float32', sin, [B, S, D]),
+    seqlens_k: new ort.Tensor('int32', Int32Array.from(step.seqlensK), [B]),
+    total_sequence_length: new ort.Tensor('int32', Int32Array.of(step.totalLen), []),
+    logits_index: new ort.Tensor('int64', BigInt64Array.from(step.logitsIndex.map(BigInt)), [step.logitsIndex.length]),
+  };
+  for (let i = 0; i < t.numHiddenLayers; i++) {
+    feeds[`past_key_values.${i}.key`] = past[2 * i]!;
+    feeds[`past_key_values.${i}.value`] = past[2 * i + 1]!;
+  }
+  if (shared) {
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let i = 0; i < t.numHiddenLayers; i++) {
+      fetches[`present.${i}.key`] = past[2 * i]!;
+      fetches[`present.${i}.value`] = past[2 * i + 1]!;
+    }
+    const out = await sess.run(feeds, fetches);
+    return { logits: out.logits!.data as Float32Array, present: past };
+  }
+  const out = await sess.run(feeds);
+  const present: ort.Tensor[] = [];
+  for (let i = 0; i < t.numHiddenLayers; i++) present.push(out[`present.${i}.key`]!, out[`present.${i}.value`]!);
+  return { logits: out.logits!.data as Float32Array, present };
+}
+
+export const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);

@@ -148,8 +148,17 @@ export function randomWeights(cfg: Qwen2VLConfig, seed = 1): MapWeights {
   return w;
 }
 
+const tmpDirs: string[] = [];
+process.on('exit', () => {
+  if (process.env.KEEP_TEST_TMP) return;
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temp dir, removed when the process exits (unless KEEP_TEST_TMP is set). */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  tmpDirs.push(d);
+  return d;
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -1,0 +1,147 @@
+/**
+ * Qwen2 language model graph (the Qwen2-VL decoder) with a KV cache, batched.
+ *
+ * Inputs:
+ *   input_ids                  int64 [B, S]
+ *   image_embeds               f32   [M, hidden]   (M may be 0)
+ *   image_token_index          int64 [M]           flat row in B*S replaced by image_embeds[m]
+ *   rope_cos, rope_sin         f32   [B, S, headDim]  M-RoPE resolved host-side (HF layout: cat(freqs, freqs))
+ *   seqlens_k                  int32 [B]           per row: total valid length after this step - 1
+ *   total_sequence_length      int32 []            max over rows of total length (past + new)
+ *   past_key_values.{i}.key    f32   [B, kvHeads, maxLen, headDim]   (and .value)
+ *   logits_index               int64 [L]           flat rows of B*S whose logits are computed
+ * Outputs:
+ *   logits                     f32   [L, vocab]
+ *   present.{i}.key / .value   f32   [B, kvHeads, maxLen, headDim]  (GroupQueryAttention; pass the
+ *                              past tensors as the pre-allocated present outputs to append in place)
+ */
+import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
+import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
+import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
+import { linearOptions, type BuiltGraph, type GraphBuildOptions } from './vision-encoder.ts';
+
+export const DECODER_INPUTS = {
+  inputIds: 'input_ids',
+  imageEmbeds: 'image_embeds',
+  imageTokenIndex: 'image_token_index',
+  ropeCos: 'rope_cos',
+  ropeSin: 'rope_sin',
+  seqlensK: 'seqlens_k',
+  totalSequenceLength: 'total_sequence_length',
+  logitsIndex: 'logits_index',
+} as const;
+
+export const pastKeyName = (i: number): string => `past_key_values.${i}.key`;
+export const pastValueName = (i: number): string => `past_key_values.${i}.value`;
+export const presentKeyName = (i: number): string => `present.${i}.key`;
+export const presentValueName = (i: number): string => `present.${i}.value`;
+
+export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, opts: GraphBuildOptions): BuiltGraph {
+  const t = config.text;
+  const hidden = t.hiddenSize;
+  const nH = t.numAttentionHeads;
+  const kvH = t.numKeyValueHeads;
+  const D = t.headDim;
+  const V = t.vocabSize;
+  const inter = t.intermediateSize;
+  if (t.hiddenAct !== 'silu') throw new Error(`unsupported text hidden_act ${t.hiddenAct}`);
+  const lo = linearOptions(opts);
+  const dataPath = `${modelPath}.data`;
+  const g = new GraphBuilder({ name: 'qwen2_vl_decoder', externalDataPath: dataPath });
+  try {
+    const ids = g.input(DECODER_INPUTS.inputIds, 'int64', ['batch_size', 'sequence_length']);
+    const imgEmb = g.input(DECODER_INPUTS.imageEmbeds, 'float32', ['num_image_tokens', hidden]);
+    const imgIdx = g.input(DECODER_INPUTS.imageTokenIndex, 'int64', ['num_image_tokens']);
+    const cosIn = g.input(DECODER_INPUTS.ropeCos, 'float32', ['batch_size', 'sequence_length', D]);
+    const sinIn = g.input(DECODER_INPUTS.ropeSin, 'float32', ['batch_size', 'sequence_length', D]);
+    const seqlensK = g.input(DECODER_INPUTS.seqlensK, 'int32', ['batch_size']);
+    const totalLen = g.input(DECODER_INPUTS.totalSequenceLength, 'int32', []);
+    const past: [string, string][] = [];
+    for (let i = 0; i < t.numHiddenLayers; i++) {
+      past.push([
+        g.input(pastKeyName(i), 'float32', ['batch_size', kvH, 'max_sequence_length', D]),
+        g.input(pastValueName(i), 'float32', ['batch_size', kvH, 'max_sequence_length', D]),
+      ]);
+    }
+    const logitsIdx = g.input(DECODER_INPUTS.logitsIndex, 'int64', ['num_logits']);
+    g.output('logits', 'float32', ['num_logits', V]);
+    for (let i = 0; i < t.numHiddenLayers; i++) {
+      g.output(presentKeyName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
+      g.output(presentValueName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
+    }
+
+    // Embeddings, with image features scattered over the image-pad rows.
+    const embName = 'model.embed_tokens.weight';
+    g.initializer(embName, readChecked(weights, embName, [V, hidden]), [V, hidden]);
+    const emb = g.op('Gather', [embName, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });
+    const embShape = g.op('Shape', [emb], {}, { name: '/model/embed_tokens/Shape' });
+    const flat = g.op('Reshape', [emb, g.constInt64([-1, hidden])], {}, { name: '/model/embed_tokens/Reshape' });
+    const idx2 = g.op('Unsqueeze', [imgIdx, g.constInt64([1])], {}, { name: '/model/image_merge/Unsqueeze' });
+    const merged = g.op('ScatterND', [flat, idx2, imgEmb], {}, { name: '/model/image_merge/ScatterND' });
+    let x = g.op('Reshape', [merged, embShape], {}, { name: '/model/image_merge/Reshape' });
+
+    const axes2 = g.constInt64([2]);
+    const cos = g.op('Unsqueeze', [cosIn, axes2], {}, { name: '/model/rotary/cos/Unsqueeze' });
+    const sin = g.op('Unsqueeze', [sinIn, axes2], {}, { name: '/model/rotary/sin/Unsqueeze' });
+    const shapeQ4 = g.constInt64([0, 0, nH, D]);
+    const shapeK4 = g.constInt64([0, 0, kvH, D]);
+    const shape3 = g.constInt64([0, 0, -1]);
+
+    for (let i = 0; i < t.numHiddenLayers; i++) {
+      const p = `model.layers.${i}`;
+      const s = `/model/layers.${i}`;
+      const h = rmsNorm(g, x, `${s}/input_layernorm`, readChecked(weights, `${p}.input_layernorm.weight`, [hidden]), t.rmsNormEps);
+      const q = linear(g, h, `${s}/attn/q_proj`, readChecked(weights, `${p}.self_attn.q_proj.weight`, [nH * D, hidden]), nH * D, hidden, readChecked(weights, `${p}.self_attn.q_proj.bias`, [nH * D]), lo);
+      const k = linear(g, h, `${s}/attn/k_proj`, readChecked(weights, `${p}.self_attn.k_proj.weight`, [kvH * D, hidden]), kvH * D, hidden, readChecked(weights, `${p}.self_attn.k_proj.bias`, [kvH * D]), lo);
+      const v = linear(g, h, `${s}/attn/v_proj`, readChecked(weights, `${p}.self_attn.v_proj.weight`, [kvH * D, hidden]), kvH * D, hidden, readChecked(weights, `${p}.self_attn.v_proj.bias`, [kvH * D]), lo);
+      const q4 = g.op('Reshape', [q, shapeQ4], {}, { name: `${s}/attn/q/Reshape` });
+      const k4 = g.op('Reshape', [k, shapeK4], {}, { name: `${s}/attn/k/Reshape` });
+      const qr = g.op('Reshape', [applyRotary(g, q4, cos, sin, D, `${s}/attn/q_rotary`), shape3], {}, { name: `${s}/attn/q/Reshape_1` });
+      const kr = g.op('Reshape', [applyRotary(g, k4, cos, sin, D, `${s}/attn/k_rotary`), shape3], {}, { name: `${s}/attn/k/Reshape_1` });
+      const [pk, pv] = past[i]!;
+      const [att] = g.node(
+        'GroupQueryAttention',
+        [qr, kr, v, pk, pv, seqlensK, totalLen],
+        { num_heads: nH, kv_num_heads: kvH, scale: attr.float(1 / Math.sqrt(D)) },
+        {
+          name: `${s}/attn/GroupQueryAttention`,
+          domain: MS_DOMAIN,
+          outputs: [`${s}/attn/GroupQueryAttention/output_0`, presentKeyName(i), presentValueName(i)],
+        },
+      );
+      const o = linear(g, att!, `${s}/attn/o_proj`, readChecked(weights, `${p}.self_attn.o_proj.weight`, [hidden, nH * D]), hidden, nH * D, undefined, lo);
+      x = g.op('Add', [x, o], {}, { name: `${s}/attn/residual/Add` });
+
+      const h2 = rmsNorm(g, x, `${s}/post_attention_layernorm`, readChecked(weights, `${p}.post_attention_layernorm.weight`, [hidden]), t.rmsNormEps);
+      const gate = linear(g, h2, `${s}/mlp/gate_proj`, readChecked(weights, `${p}.mlp.gate_proj.weight`, [inter, hidden]), inter, hidden, undefined, lo);
+      const up = linear(g, h2, `${s}/mlp/up_proj`, readChecked(weights, `${p}.mlp.up_proj.weight`, [inter, hidden]), inter, hidden, undefined, lo);
+      const sig = g.op('Sigmoid', [gate], {}, { name: `${s}/mlp/act_fn/Sigmoid` });
+      const silu = g.op('Mul', [gate, sig], {}, { name: `${s}/mlp/act_fn/Mul` });
+      const prod = g.op('Mul', [silu, up], {}, { name: `${s}/mlp/Mul` });
+      const down = linear(g, prod, `${s}/mlp/down_proj`, readChecked(weights, `${p}.mlp.down_proj.weight`, [hidden, inter]), hidden, inter, undefined, lo);
+      x = g.op('Add', [x, down], {}, { name: `${s}/mlp/residual/Add` });
+    }
+
+    const n = rmsNorm(g, x, '/model/norm', readChecked(weights, 'model.norm.weight', [hidden]), t.rmsNormEps);
+    const nflat = g.op('Reshape', [n, g.constInt64([-1, hidden])], {}, { name: '/model/norm/Reshape' });
+    const sel = g.op('Gather', [nflat, logitsIdx], { axis: 0 }, { name: '/lm_head/Gather' });
+    const tied = t.tieWordEmbeddings || !weights.has('lm_head.weight');
+    if (opts.format === 'f32') {
+      let wname = embName; // tied: reuse the embedding initializer, no second copy
+      if (!tied) {
+        wname = 'lm_head.weight';
+        g.initializer(wname, readChecked(weights, wname, [V, hidden]), [V, hidden]);
+      }
+      g.node('Gemm', [sel, wname], { transB: 1 }, { name: '/lm_head/Gemm', outputs: ['logits'] });
+    } else {
+      const w = readChecked(weights, tied ? embName : 'lm_head.weight', [V, hidden]);
+      const y = linear(g, sel, '/lm_head', w, V, hidden, undefined, lo);
+      g.node('Identity', [y], {}, { name: '/lm_head/Identity', outputs: ['logits'] });
+    }
+    g.save(modelPath);
+  } catch (e) {
+    g.abort();
+    throw e;
+  }
+  return { modelPath, dataPath, externalBytes: g.externalBytes };
+}

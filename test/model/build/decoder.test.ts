@@ -1,0 +1,178 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import onnxProto from 'onnx-proto';
+import { buildDecoder } from '../../../server/model/build/decoder.ts';
+import {
+  makeKv, maxAbs, maxAbsDiff, randomArray, randomWeights, range, refDecoder, rng, ropeTable, runDecoder, session, tinyConfig, tmpDir,
+} from './helpers.ts';
+
+const { onnx } = onnxProto;
+const cfg = tinyConfig();
+const V = cfg.text.vocabSize;
+const Hd = cfg.text.hiddenSize;
+const D = cfg.text.headDim;
+const weights = randomWeights(cfg, 11);
+const dir = tmpDir('decoder');
+const f32Path = path.join(dir, 'decoder-f32.onnx');
+buildDecoder(cfg, weights, f32Path, { format: 'f32' });
+
+const r = rng(3);
+const seqA = range(0, 40).map(() => Math.floor(r() * 280));
+const seqB = range(0, 40).map(() => Math.floor(r() * 280));
+/** Reference logits of a whole sequence; row i = logits after token i. */
+function refRows(cfg_ = cfg, w = weights, toks: number[], image?: { rows: number[]; embeds: Float32Array }) {
+  const tab = ropeTable(range(0, toks.length), D, cfg_.text.ropeTheta);
+  const ref = refDecoder(cfg_, w, toks, tab.cos, tab.sin, image);
+  return (i: number) => ref.subarray(i * cfg_.text.vocabSize, (i + 1) * cfg_.text.vocabSize);
+}
+const row = (x: Float32Array, i: number) => x.subarray(i * V, (i + 1) * V);
+const refA = refRows(cfg, weights, seqA);
+const refB = refRows(cfg, weights, seqB);
+const TOL = 1e-4;
+
+t.test('graph interface', async (t) => {
+  const s = await session(f32Path);
+  const L = cfg.text.numHiddenLayers;
+  t.same(s.inputNames, [
+    'input_ids', 'image_embeds', 'image_token_index', 'rope_cos', 'rope_sin', 'seqlens_k', 'total_sequence_length',
+    ...range(0, L).flatMap((i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]),
+    'logits_index',
+  ]);
+  t.same(s.outputNames, ['logits', ...range(0, L).flatMap((i) => [`present.${i}.key`, `present.${i}.value`])]);
+  // tied lm_head reuses the embedding initializer: exactly one [V, H] tensor
+  const m = onnx.ModelProto.decode(fs.readFileSync(f32Path));
+  const vh = m.graph!.initializer!.filter((i) => i.dims!.length === 2 && Number(i.dims![0]) === V && Number(i.dims![1]) === Hd);
+  t.equal(vh.length, 1, 'one [vocab, hidden] initializer');
+  const gemm = m.graph!.node!.find((n) => n.opType === 'Gemm')!;
+  t.equal(gemm.input![1], 'model.embed_tokens.weight');
+});
+
+t.test('prefill, B=1, empty past (past length 0, ORT-allocated present), with image rows', async (t) => {
+  const s = await session(f32Path);
+  const n = 12;
+  const imgRows = [3, 4, 5, 6];
+  const embeds = randomArray(imgRows.length * Hd, rng(99), 1);
+  const ref = refRows(cfg, weights, seqA.slice(0, n), { rows: imgRows, embeds });
+  const out = await runDecoder(s, cfg, { ids: [seqA.slice(0, n)], positions: [range(0, n)], seqlensK: [n - 1], totalLen: n, logitsIndex: range(0, n), image: { rows: imgRows, embeds } }, makeKv(cfg, 1, 0), false);
+  t.same(out.present[0]!.dims, [1, cfg.text.numKeyValueHeads, n, D]);
+  const d = Math.max(...range(0, n).map((i) => maxAbsDiff(row(out.logits, i), ref(i))));
+  t.ok(d < TOL, `all ${n} rows vs reference: ${d.toExponential(2)} (logits up to ${maxAbs(ref(n - 1)).toFixed(1)})`);
+});
+
+t.test('KV cache (shared buffer, in place): prefill + 22 decode steps == full recompute == reference', async (t) => {
+  const s = await session(f32Path);
+  const maxLen = 32;
+  const kv = makeKv(cfg, 1, maxLen);
+  const n0 = 5;
+  const prefill = await runDecoder(s, cfg, { ids: [seqA.slice(0, n0)], positions: [range(0, n0)], seqlensK: [n0 - 1], totalLen: n0, logitsIndex: [n0 - 1] }, kv, true);
+  t.equal(prefill.present, kv);
+  // in place: K rows 0..n0-1 of the buffer are now written, the rest still zero
+  const k0 = kv[0]!.data as Float32Array;
+  t.ok(maxAbs(k0.subarray(0, n0 * D)) > 0, 'past buffer written in place');
+  t.equal(maxAbs(k0.subarray(n0 * D, maxLen * D)), 0, 'rows past the sequence untouched');
+  let worstRef = maxAbsDiff(prefill.logits, refA(n0 - 1));
+  let worstRecompute = 0;
+  for (let p = n0; p < n0 + 22; p++) {
+    const step = await runDecoder(s, cfg, { ids: [[seqA[p]!]], positions: [[p]], seqlensK: [p], totalLen: p + 1, logitsIndex: [0] }, kv, true);
+    worstRef = Math.max(worstRef, maxAbsDiff(step.logits, refA(p)));
+    if (p % 7 === 0 || p === n0 + 21) {
+      const full = await runDecoder(s, cfg, { ids: [seqA.slice(0, p + 1)], positions: [range(0, p + 1)], seqlensK: [p], totalLen: p + 1, logitsIndex: [p] }, makeKv(cfg, 1, 0), false);
+      worstRecompute = Math.max(worstRecompute, maxAbsDiff(step.logits, full.logits));
+    }
+  }
+  t.ok(worstRef < TOL, `decode vs reference: ${worstRef.toExponential(2)}`);
+  t.ok(worstRecompute < TOL, `decode vs full recompute: ${worstRecompute.toExponential(2)}`);
+});
+
+t.test('chunked prefill: S>1 on a non-empty past (B=1)', async (t) => {
+  const s = await session(f32Path);
+  const kv = makeKv(cfg, 1, 40);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv, true);
+  const c1 = await runDecoder(s, cfg, { ids: [seqA.slice(6, 13)], positions: [range(6, 13)], seqlensK: [12], totalLen: 13, logitsIndex: range(0, 7) }, kv, true);
+  const c2 = await runDecoder(s, cfg, { ids: [seqA.slice(13, 16)], positions: [range(13, 16)], seqlensK: [15], totalLen: 16, logitsIndex: range(0, 3) }, kv, true);
+  const d1 = Math.max(...range(0, 7).map((i) => maxAbsDiff(row(c1.logits, i), refA(6 + i))));
+  const d2 = Math.max(...range(0, 3).map((i) => maxAbsDiff(row(c2.logits, i), refA(13 + i))));
+  t.ok(d1 < TOL && d2 < TOL, `chunk rows vs reference: ${d1.toExponential(2)}, ${d2.toExponential(2)}`);
+});
+
+t.test('batch of 2: right-padded prefill of different lengths, then decode with different past lengths', async (t) => {
+  const s = await session(f32Path);
+  const kv = makeKv(cfg, 2, 40);
+  const la = 9, lb = 4;
+  const pre = await runDecoder(s, cfg, {
+    ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]],
+    positions: [range(0, la), range(0, la)],
+    seqlensK: [la - 1, lb - 1],
+    totalLen: la,
+    logitsIndex: [la - 1, la + lb - 1],
+  }, kv, true);
+  const dPre = Math.max(maxAbsDiff(row(pre.logits, 0), refA(la - 1)), maxAbsDiff(row(pre.logits, 1), refB(lb - 1)));
+  t.ok(dPre < TOL, `right-padded prefill vs reference: ${dPre.toExponential(2)}`);
+
+  // the same sequences alone (B=1) through the same graph
+  const aloneA = makeKv(cfg, 1, 40), aloneB = makeKv(cfg, 1, 40);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, la)], positions: [range(0, la)], seqlensK: [la - 1], totalLen: la, logitsIndex: [0] }, aloneA, true);
+  await runDecoder(s, cfg, { ids: [seqB.slice(0, lb)], positions: [range(0, lb)], seqlensK: [lb - 1], totalLen: lb, logitsIndex: [0] }, aloneB, true);
+  let worstRef = 0, worstAlone = 0;
+  for (let st = 0; st < 20; st++) {
+    const pa = la + st, pb = lb + st;
+    const both = await runDecoder(s, cfg, { ids: [[seqA[pa]!], [seqB[pb]!]], positions: [[pa], [pb]], seqlensK: [pa, pb], totalLen: Math.max(pa, pb) + 1, logitsIndex: [0, 1] }, kv, true);
+    const a = await runDecoder(s, cfg, { ids: [[seqA[pa]!]], positions: [[pa]], seqlensK: [pa], totalLen: pa + 1, logitsIndex: [0] }, aloneA, true);
+    const b = await runDecoder(s, cfg, { ids: [[seqB[pb]!]], positions: [[pb]], seqlensK: [pb], totalLen: pb + 1, logitsIndex: [0] }, aloneB, true);
+    worstAlone = Math.max(worstAlone, maxAbsDiff(row(both.logits, 0), a.logits), maxAbsDiff(row(both.logits, 1), b.logits));
+    worstRef = Math.max(worstRef, maxAbsDiff(row(both.logits, 0), refA(pa)), maxAbsDiff(row(both.logits, 1), refB(pb)));
+  }
+  t.ok(worstAlone < 1e-5, `batched decode vs each alone: ${worstAlone.toExponential(2)}`);
+  t.ok(worstRef < TOL, `batched decode vs reference: ${worstRef.toExponential(2)}`);
+});
+
+t.test('GQA limitation: B>1 with S>1 on a non-empty past is rejected by ORT 1.30', async (t) => {
+  const s = await session(f32Path);
+  const kv = makeKv(cfg, 2, 40);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, 4), seqB.slice(0, 4)], positions: [range(0, 4), range(0, 4)], seqlensK: [3, 3], totalLen: 4, logitsIndex: [3] }, kv, true);
+  await t.rejects(
+    runDecoder(s, cfg, { ids: [seqA.slice(4, 7), seqB.slice(4, 7)], positions: [range(4, 7), range(4, 7)], seqlensK: [6, 6], totalLen: 7, logitsIndex: [0] }, kv, true),
+    /batch_size must be 1 when sequence_length > 1 and past context is given/,
+  );
+});
+
+t.test('untied lm_head', async (t) => {
+  const c2 = tinyConfig({ tie: false, textLayers: 1 });
+  const w2 = randomWeights(c2, 5);
+  const p = path.join(dir, 'decoder-untied.onnx');
+  buildDecoder(c2, w2, p, { format: 'f32' });
+  const s = await session(p);
+  const ref = refRows(c2, w2, seqA.slice(0, 6));
+  const out = await runDecoder(s, c2, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [2, 5] }, makeKv(c2, 1, 0), false);
+  const d = Math.max(maxAbsDiff(row(out.logits, 0), ref(2)), maxAbsDiff(row(out.logits, 1), ref(5)));
+  t.ok(d < TOL, `untied vs reference: ${d.toExponential(2)}`);
+});
+
+t.test('int8 / int4 logits drift vs f32 (same input, 20 decode steps)', async (t) => {
+  const runSeq = async (p: string) => {
+    const s = await session(p);
+    const kv = makeKv(cfg, 1, 32);
+    const rows: Float32Array[] = [];
+    const pre = await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv, true);
+    rows.push(pre.logits.slice());
+    for (let q = 6; q < 26; q++) rows.push((await runDecoder(s, cfg, { ids: [[seqA[q]!]], positions: [[q]], seqlensK: [q], totalLen: q + 1, logitsIndex: [0] }, kv, true)).logits.slice());
+    return rows;
+  };
+  const argmax = (x: Float32Array) => x.reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);
+  const base = await runSeq(f32Path);
+  for (const [format, bound] of [['int8', 0.05], ['int4', 0.35]] as const) {
+    for (const acc of [0, 4]) {
+      const p = path.join(dir, `decoder-${format}-acc${acc}.onnx`);
+      buildDecoder(cfg, weights, p, { format, accuracyLevel: acc });
+      const got = await runSeq(p);
+      let rel = 0, agree = 0;
+      got.forEach((g, i) => {
+        rel = Math.max(rel, maxAbsDiff(g, base[i]!) / maxAbs(base[i]!));
+        if (argmax(g) === argmax(base[i]!)) agree++;
+      });
+      t.comment(`decoder ${format} accuracy_level ${acc}: max |logit diff| / max |logit| = ${rel.toExponential(2)}, argmax agrees ${agree}/${got.length}`);
+      t.ok(rel < bound, `${format} acc${acc} drift ${rel.toExponential(2)} < ${bound}`);
+    }
+  }
+});

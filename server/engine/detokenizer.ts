@@ -18,11 +18,15 @@ export class IncrementalDetokenizer {
     private readonly skipSpecialTokens: boolean,
   ) {}
 
+  private decode(ids: readonly number[]): string {
+    return ids.length === 0 ? '' : this.decoder.decode(ids, this.skipSpecialTokens);
+  }
+
   /** Adds one token, returns the newly completed text (possibly empty). */
   push(id: number): string {
     this.ids.push(id);
-    const before = this.decoder.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.skipSpecialTokens);
-    const after = this.decoder.decode(this.ids.slice(this.prefixOffset), this.skipSpecialTokens);
+    const before = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const after = this.decode(this.ids.slice(this.prefixOffset));
     if (after.length > before.length && !after.endsWith('\uFFFD')) {
       this.prefixOffset = this.readOffset;
       this.readOffset = this.ids.length;
@@ -33,8 +37,8 @@ export class IncrementalDetokenizer {
 
   /** Whatever is still held back (an incomplete character at the end), as decoded. */
   flush(): string {
-    const before = this.decoder.decode(this.ids.slice(this.prefixOffset, this.readOffset), this.skipSpecialTokens);
-    const after = this.decoder.decode(this.ids.slice(this.prefixOffset), this.skipSpecialTokens);
+    const before = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
+    const after = this.decode(this.ids.slice(this.prefixOffset));
     this.prefixOffset = this.readOffset = this.ids.length;
     return after.length > before.length ? after.slice(before.length) : '';
   }

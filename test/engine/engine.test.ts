@@ -1,0 +1,110 @@
+/**
+ * The engine on the generated tiny checkpoint, real ONNX Runtime sessions:
+ * KV-cached decoding equals recomputation, batching equals running alone.
+ */
+import t from 'tap';
+import { collect, FIXTURE_SCREENSHOT, greedyRequest, loadTinyModel, prepareFile, userPrompt } from '../helpers/tiny-model.ts';
+import { writeTestImage } from '../helpers/images.ts';
+
+const model = await loadTinyModel();
+t.teardown(() => model.runner.release());
+const imagePad = model.checkpoint.config.tokens.imagePad;
+
+// Two images whose sizes are not multiples of 28 (smart_resize rounds them).
+const imageA = await prepareFile(model, FIXTURE_SCREENSHOT, { kind: 'fixed', width: 300, height: 170 });
+const imageB = await prepareFile(model, await writeTestImage(t, 'b.png', 131, 97, 7), {
+  kind: 'smart',
+  minPixels: 56 * 56,
+  maxPixels: 200 * 28 * 28,
+});
+
+t.test('decoding with the KV cache equals recomputing the whole sequence (two images, 24 steps)', async (t) => {
+  const prompt = userPrompt(model, 'Compare the two screens and click the difference.', 2);
+  const steps = 24;
+  const run = await collect(model.engine.generate(greedyRequest(prompt, [imageA, imageB], steps)));
+  t.equal(run.tokens.length, steps);
+  t.equal(run.done.imageTokens, imageA.numImageTokens + imageB.numImageTokens);
+  const generated = run.tokens.map((e) => e.token);
+  t.notOk(generated.includes(imagePad), 'no image token generated (the check below re-expands prompts)');
+  let worst = 0;
+  for (const k of [0, 1, 5, 11, 17, 23]) {
+    // Recompute: prefill prompt + the first k generated tokens in one pass, then one token.
+    const again = await collect(model.engine.generate(greedyRequest([...prompt, ...generated.slice(0, k)], [imageA, imageB], 1)));
+    const cached = run.tokens[k]!;
+    const fresh = again.tokens[0]!;
+    t.equal(fresh.token, cached.token, `step ${k}: same token`);
+    t.same(fresh.top.map((a) => a.token), cached.top.map((a) => a.token), `step ${k}: same top-5`);
+    for (let i = 0; i < fresh.top.length; i++) worst = Math.max(worst, Math.abs(fresh.top[i]!.logprob - cached.top[i]!.logprob));
+  }
+  t.comment(`max |logprob(cached) - logprob(recomputed)| over top-5 = ${worst.toExponential(2)}`);
+  t.ok(worst < 1e-4, 'top-5 logprobs within 1e-4');
+});
+
+t.test('a batch of sequences of different lengths equals each run alone', async (t) => {
+  const requests = [
+    greedyRequest(userPrompt(model, 'Open the terminal.', 1), [imageA], 20),
+    greedyRequest(userPrompt(model, 'What is on the screen? Answer in detail, please.', 0), [], 9),
+    greedyRequest(userPrompt(model, 'Drag the file to the trash.', 2, 'You are a GUI agent.'), [imageB, imageA], 14),
+  ];
+  const alone = [];
+  for (const r of requests) alone.push(await collect(model.engine.generate(r)));
+  const before = model.engine.stats.batchedDecodeSteps;
+  const together = await Promise.all(requests.map((r) => collect(model.engine.generate(r))));
+  t.ok(model.engine.stats.batchedDecodeSteps > before, 'decode steps were shared');
+  for (let i = 0; i < requests.length; i++) {
+    t.same(
+      together[i]!.tokens.map((e) => e.token),
+      alone[i]!.tokens.map((e) => e.token),
+      `request ${i}: same tokens`,
+    );
+    const diff = Math.max(...together[i]!.tokens.map((e, j) => Math.abs(e.logprob - alone[i]!.tokens[j]!.logprob)));
+    t.ok(diff < 1e-4, `request ${i}: logprobs within 1e-4 (${diff.toExponential(2)})`);
+    t.equal(together[i]!.done.text, alone[i]!.done.text);
+  }
+});
+
+t.test('prefill in chunks equals one-pass prefill', async (t) => {
+  const chunked = await loadTinyModel({ prefillChunk: 37 });
+  t.teardown(() => chunked.runner.release());
+  const prompt = userPrompt(model, 'Type hello into the search box.', 2);
+  const a = await collect(model.engine.generate(greedyRequest(prompt, [imageA, imageB], 8)));
+  const b = await collect(chunked.engine.generate(greedyRequest(prompt, [imageA, imageB], 8)));
+  t.same(b.tokens.map((e) => e.token), a.tokens.map((e) => e.token));
+  const diff = Math.max(...b.tokens.map((e, j) => Math.abs(e.logprob - a.tokens[j]!.logprob)));
+  t.ok(diff < 1e-4, `logprobs within 1e-4 (${diff.toExponential(2)})`);
+});
+
+t.test('stop tokens, max tokens, the context limit and aborts end a sequence', async (t) => {
+  const prompt = userPrompt(model, 'Scroll down.', 0);
+  const free = await collect(model.engine.generate(greedyRequest(prompt, [], 6)));
+  t.equal(free.done.finishReason, 'length');
+  t.equal(free.done.completionTokens, 6);
+  const third = free.tokens[2]!.token;
+  const stopped = await collect(model.engine.generate(greedyRequest(prompt, [], 6, { stopTokenIds: [third] })));
+  t.equal(stopped.done.finishReason, 'stop');
+  const firstAt = free.tokens.findIndex((e) => e.token === third);
+  t.equal(stopped.tokens.length, firstAt + 1, 'the first stop token is the last event');
+
+  const small = await loadTinyModel({ maxModelLen: prompt.length + 4 });
+  t.teardown(() => small.runner.release());
+  const clipped = await collect(small.engine.generate(greedyRequest(prompt, [], 50)));
+  t.equal(clipped.done.finishReason, 'length');
+  t.equal(clipped.done.promptTokens + clipped.done.completionTokens, prompt.length + 4);
+  const withImage = userPrompt(model, 'Scroll down.', 1);
+  const tooLong = await collect(small.engine.generate(greedyRequest(withImage, [imageA], 5)));
+  t.equal(tooLong.done.finishReason, 'error');
+  t.match(tooLong.done.error, /does not fit/);
+
+  const controller = new AbortController();
+  const events = model.engine.generate(greedyRequest(prompt, [], 1000, { signal: controller.signal }));
+  let seen = 0;
+  let reason = '';
+  for await (const ev of events) {
+    if (ev.type === 'token' && ++seen === 3) controller.abort();
+    if (ev.type === 'done') reason = ev.finishReason;
+  }
+  t.equal(reason, 'abort');
+  t.ok(seen < 10, 'stopped soon after the abort');
+  await model.engine.idle();
+  t.equal(model.engine.stats.running, 0, 'slot freed');
+});

@@ -38,9 +38,9 @@ t.test('a seed reproduces the samples; top_k and top_p restrict the support', as
   t.notSame(draw({ ...params, seed: 99 }, 200), a, 'another seed, other tokens');
   t.ok(new Set(a).size > 3, 'temperature 1 explores several tokens');
   t.same(new Set(draw({ ...params, topK: 2 }, 200)), new Set([5, 6]));
-  // Probabilities sorted: 5 (~0.46), 6 (~0.28), 1 (~0.17)... top_p 0.7 keeps the first two.
-  t.same(new Set(draw({ ...params, topP: 0.7 }, 300)), new Set([5, 6]));
-  // min_p 0.5: keeps tokens with p >= 0.5 * p_max: 5 and 6 (0.28/0.46 = 0.61), not 1 (0.37).
+  // Probabilities sorted: 5 (0.425), 6 (0.257), 1 (0.156)... top_p 0.65 keeps the first two.
+  t.same(new Set(draw({ ...params, topP: 0.65 }, 300)), new Set([5, 6]));
+  // min_p 0.5 keeps p >= 0.5 * p_max: 5 and 6 (0.257/0.425 = 0.61), not 1 (0.37).
   t.same(new Set(draw({ ...params, minP: 0.5 }, 300)), new Set([5, 6]));
   // A tiny temperature behaves as greedy.
   t.same(new Set(draw({ ...params, temperature: 1e-6 }, 20)), new Set([5]));

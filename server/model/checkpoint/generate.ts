@@ -48,7 +48,7 @@ export interface GeneratedCheckpoint {
 }
 
 /** Bumped whenever the generator's output changes for the same options. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 export const GENERATOR_MARKER = 'generator.json';
 
 /** Sizes of each model size (text + vision). */
@@ -190,11 +190,18 @@ export function generatedConfigFiles(size: CheckpointSize, dtype: GenerateDType 
   return { config, generationConfig, preprocessorConfig, tokenizer: tok };
 }
 
-/** How a tensor's random values are drawn. */
-function initFor(name: string): { mean: number; std: number } {
+/**
+ * How a tensor's random values are drawn. Matrices get std 1/sqrt(fan_in), so activations
+ * keep their scale through the layers and the (tied) output logits are far from uniform:
+ * a near-uniform model would make greedy-token comparisons in tests meaningless.
+ */
+function initFor(spec: TensorSpec): { mean: number; std: number } {
+  const { name, shape } = spec;
   if (/(layernorm|norm1|norm2|ln_q|model\.norm)\.weight$/.test(name)) return { mean: 1, std: 0.02 };
   if (name.endsWith('.bias')) return { mean: 0, std: 0.02 };
-  return { mean: 0, std: 0.02 };
+  if (name.endsWith('embed_tokens.weight')) return { mean: 0, std: 0.5 };
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  return { mean: 0, std: 1 / Math.sqrt(fanIn) };
 }
 
 const CHUNK = 1 << 20;
@@ -202,7 +209,7 @@ const CHUNK = 1 << 20;
 /** Emits a tensor's values in chunks (same values whatever the dtype or shard). */
 function fillTensor(seed: number, spec: TensorSpec, emit: (chunk: Float32Array) => void): void {
   const rng = Rng.forName(seed, spec.name);
-  const { mean, std } = initFor(spec.name);
+  const { mean, std } = initFor(spec);
   let n = spec.shape.reduce((a, b) => a * b, 1);
   const buf = new Float32Array(Math.min(n, CHUNK));
   while (n > 0) {

@@ -95,7 +95,7 @@ t.test('tiny f32 checkpoint opens with the chosen config', async (tt) => {
   tt.ok(norm.every((v) => Math.abs(v - 1) < 0.15));
   const emb = ck.weights.readFloat32('model.embed_tokens.weight');
   const std = Math.sqrt(emb.reduce((a, v) => a + v * v, 0) / emb.length);
-  tt.ok(Math.abs(std - 0.02) < 0.002, `embedding std ${std}`);
+  tt.ok(Math.abs(std - 0.5) < 0.05, `embedding std ${std}`);
 });
 
 t.test('config.json keys match what the generator promises', async (tt) => {

@@ -191,7 +191,7 @@ export function generatedConfigFiles(size: CheckpointSize, dtype: GenerateDType 
 }
 
 /**
- * How a tensor's random values are drawn. Matrices get std 1/sqrt(fan_in), so activations
+ * How a tensor's random values are drawn. Matrices get std 2/sqrt(fan_in), so activations
  * keep their scale through the layers and the (tied) output logits are far from uniform:
  * a near-uniform model would make greedy-token comparisons in tests meaningless.
  */
@@ -201,7 +201,7 @@ function initFor(spec: TensorSpec): { mean: number; std: number } {
   if (name.endsWith('.bias')) return { mean: 0, std: 0.02 };
   if (name.endsWith('embed_tokens.weight')) return { mean: 0, std: 0.5 };
   const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  return { mean: 0, std: 1 / Math.sqrt(fanIn) };
+  return { mean: 0, std: 2 / Math.sqrt(fanIn) };
 }
 
 const CHUNK = 1 << 20;

@@ -3,7 +3,7 @@
  * KV-cached decoding equals recomputation, batching equals running alone.
  */
 import t from 'tap';
-import { collect, FIXTURE_SCREENSHOT, greedyRequest, loadTinyModel, prepareFile, userPrompt } from '../helpers/tiny-model.ts';
+import { collect, FIXTURE_SCREENSHOT, greedyRequest, loadTinyModel, prepareFile, userPrompt, type Collected } from '../helpers/tiny-model.ts';
 import { writeTestImage } from '../helpers/images.ts';
 
 const model = await loadTinyModel();
@@ -46,7 +46,7 @@ t.test('a batch of sequences of different lengths equals each run alone', async 
     greedyRequest(userPrompt(model, 'What is on the screen? Answer in detail, please.', 0), [], 9),
     greedyRequest(userPrompt(model, 'Drag the file to the trash.', 2, 'You are a GUI agent.'), [imageB, imageA], 14),
   ];
-  const alone = [];
+  const alone: Collected[] = [];
   for (const r of requests) alone.push(await collect(model.engine.generate(r)));
   const before = model.engine.stats.batchedDecodeSteps;
   const together = await Promise.all(requests.map((r) => collect(model.engine.generate(r))));

@@ -6,7 +6,7 @@
  * Reported logprobs are those of the model's raw distribution (before penalties and
  * temperature), which is what parity checks against transformers compare.
  */
-import { Rng } from './rng.ts';
+import { Rng } from '../common/prng.ts';
 
 export interface SamplingParams {
   temperature: number;
@@ -123,7 +123,7 @@ export class SequenceSampler {
     }
     total = 0;
     for (let k = 0; k < keep; k++) total += probs[k]!;
-    let r = this.rng.next() * total;
+    let r = this.rng.nextFloat() * total;
     for (let k = 0; k < keep; k++) {
       r -= probs[k]!;
       if (r < 0) return candidates[k]!;

@@ -108,3 +108,16 @@ t.test('stop tokens, max tokens, the context limit and aborts end a sequence', a
   await model.engine.idle();
   t.equal(model.engine.stats.running, 0, 'slot freed');
 });
+
+t.test('a stop string ends the text before it, streamed deltas included', async (t) => {
+  const prompt = userPrompt(model, 'Describe what you see.', 1);
+  const free = await collect(model.engine.generate(greedyRequest(prompt, [imageA], 24)));
+  const text = free.done.text;
+  t.ok(text.length >= 8, `greedy text is long enough to cut (${JSON.stringify(text)})`);
+  const stop = text.slice(4, 7);
+  const cutAt = text.indexOf(stop);
+  const stopped = await collect(model.engine.generate(greedyRequest(prompt, [imageA], 24, { stop: [stop] })));
+  t.equal(stopped.done.finishReason, 'stop');
+  t.equal(stopped.done.text, text.slice(0, cutAt));
+  t.equal(stopped.tokens.map((e) => e.text).join('') + stopped.done.finalText, text.slice(0, cutAt), 'deltas hold back the stop string');
+});

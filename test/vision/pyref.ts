@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RgbImage } from '../../server/vision/rgb.ts';
 
-export const PYTHON = '/usr/bin/python3';
+export { PYTHON } from '../helpers/python.ts';
+import { PYTHON } from '../helpers/python.ts';
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const HF_SCRIPT = join(HERE, 'hf_qwen2vl_preprocess.py');
 

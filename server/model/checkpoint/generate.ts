@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expectedTensors, type ExpectedTensor } from './checkpoint.ts';
 import { parseQwen2VLConfig, CLIP_MEAN, CLIP_STD } from './hf-config.ts';
-import { Rng } from './prng.ts';
+import { Rng } from '../../common/prng.ts';
 import { QWEN2_VL_CHAT_TEMPLATE } from './qwen2-vl-chat-template.ts';
 import { writeSafetensorsStreaming, type TensorSpec } from './safetensors.ts';
 import {

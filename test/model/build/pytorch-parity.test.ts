@@ -3,10 +3,9 @@
  * (test/reference/qwen2_vl_reference.py) on the tiny generated checkpoint, one image + text.
  * Skipped when /usr/bin/python3 has no torch.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import * as ort from 'onnxruntime-node';
 import { openCheckpoint } from '../../../server/model/checkpoint/checkpoint.ts';
@@ -15,25 +14,17 @@ import { buildModelGraphs } from '../../../server/model/build/build-cache.ts';
 import { visionRotary } from '../../../server/model/qwen2-vl/vision-rotary.ts';
 import type { Qwen2VLConfig } from '../../../server/model/checkpoint/types.ts';
 import { makeKv, maxAbs, maxAbsDiff, tmpDir } from './helpers.ts';
+import { MropeTables } from '../../../server/model/qwen2-vl/mrope.ts';
+import { PYTHON, REFERENCE_SCRIPT, torchUnavailable } from '../../helpers/python.ts';
+import { FIXTURE_SCREENSHOT } from '../../helpers/tiny-model.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const PY = '/usr/bin/python3';
-const hasTorch = fs.existsSync(PY) && spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const script = path.join(repo, 'test/reference/qwen2_vl_reference.py');
+const noTorch = torchUnavailable();
 
-/** M-RoPE cos/sin [S, headDim] from position ids [3][S] (HF: sections over cat(freqs, freqs)). */
+/** M-RoPE cos/sin [S, headDim] from position ids [3][S], with the engine's own tables. */
 function mropeTables(cfg: Qwen2VLConfig, pos: number[][]): { cos: Float32Array; sin: Float32Array } {
-  const D = cfg.text.headDim, half = D / 2, S = pos[0]!.length;
-  const [s0, s1] = cfg.text.mropeSection;
-  const axisOf = (j: number) => (j < s0 ? 0 : j < s0 + s1 ? 1 : 2);
-  const cos = new Float32Array(S * D), sin = new Float32Array(S * D);
-  for (let i = 0; i < S; i++)
-    for (let j = 0; j < half; j++) {
-      const inv = Math.fround(1 / Math.fround(Math.pow(cfg.text.ropeTheta, Math.fround((2 * j) / D))));
-      const a = Math.fround(pos[axisOf(j)]![i]! * inv);
-      cos[i * D + j] = cos[i * D + half + j] = Math.cos(a);
-      sin[i * D + j] = sin[i * D + half + j] = Math.sin(a);
-    }
+  const S = pos[0]!.length;
+  const cos = new Float32Array(S * cfg.text.headDim), sin = new Float32Array(S * cfg.text.headDim);
+  new MropeTables(cfg.text).fill(cos, sin, 0, [pos[0]!, pos[1]!, pos[2]!], 0, S);
   return { cos, sin };
 }
 
@@ -42,7 +33,7 @@ function readDump(dir: string, name: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-t.test('graphs vs PyTorch reference on the tiny checkpoint', { skip: hasTorch ? false : `${PY} has no torch` }, async (t) => {
+t.test('graphs vs PyTorch reference on the tiny checkpoint', { skip: noTorch ?? false }, async (t) => {
   const tiny = await ensureTinyCheckpoint();
   const ck = await openCheckpoint(tiny);
   const cfg = ck.config;
@@ -52,13 +43,13 @@ t.test('graphs vs PyTorch reference on the tiny checkpoint', { skip: hasTorch ? 
   const req = {
     checkpoint: tiny,
     input_ids: prompt,
-    images: [{ path: path.join(repo, 'test/fixtures/images/screenshot-desktop-1920x1080.png'), resized_width: 112, resized_height: 56 }],
+    images: [{ path: FIXTURE_SCREENSHOT, resized_width: 112, resized_height: 56 }],
     max_new_tokens: 12,
     top_logprobs: 0,
     dump_dir: path.join(work, 'dump'),
   };
   fs.writeFileSync(path.join(work, 'req.json'), JSON.stringify(req));
-  const ref = JSON.parse(execFileSync(PY, [script, path.join(work, 'req.json')], { encoding: 'utf8', maxBuffer: 1 << 28 })) as {
+  const ref = JSON.parse(execFileSync(PYTHON, [REFERENCE_SCRIPT, path.join(work, 'req.json')], { encoding: 'utf8', maxBuffer: 1 << 28 })) as {
     expanded_input_ids: number[]; position_ids: number[][] | number[][][]; rope_delta: number; image_grid_thw: number[][]; tokens: number[];
   };
   const dump = req.dump_dir;

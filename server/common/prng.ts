@@ -1,5 +1,5 @@
 /**
- * A small deterministic PRNG for generated checkpoints: xoshiro128** seeded through
+ * A small deterministic PRNG (generated checkpoints, seeded sampling): xoshiro128** seeded through
  * splitmix32, plus Box-Muller normals. Only 32-bit integer math, so it is fast in JS
  * and gives the same stream on every platform.
  */

@@ -14,7 +14,7 @@ import { expectedTensors, type ExpectedTensor } from './checkpoint.ts';
 import { parseQwen2VLConfig, CLIP_MEAN, CLIP_STD } from './hf-config.ts';
 import { Rng } from '../../common/prng.ts';
 import { QWEN2_VL_CHAT_TEMPLATE } from './qwen2-vl-chat-template.ts';
-import { writeSafetensorsStreaming, type TensorSpec } from './safetensors.ts';
+import { writeSafetensorsStreaming, type TensorSpec } from './safetensors-writer.ts';
 import {
   BPE_CORPUS,
   buildTokenizerFiles,

@@ -4,7 +4,8 @@ import path from 'node:path';
 import t from 'tap';
 import { openCheckpoint, expectedTensors, canonicalTensorName } from '../../../server/model/checkpoint/checkpoint.ts';
 import { generateCheckpoint, generatedTensorValues } from '../../../server/model/checkpoint/generate.ts';
-import { float32ToBf16Bits, writeSafetensorsStreaming, readSafetensorsHeader } from '../../../server/model/checkpoint/safetensors.ts';
+import { readSafetensorsHeader } from '../../../server/model/checkpoint/safetensors.ts';
+import { float32ToBf16Bits, writeSafetensorsStreaming } from '../../../server/model/checkpoint/safetensors-writer.ts';
 import { QWEN2_VL_CHAT_TEMPLATE } from '../../../server/model/checkpoint/qwen2-vl-chat-template.ts';
 import { expectCheckpointError } from './helpers.ts';
 

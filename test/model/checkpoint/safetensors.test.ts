@@ -4,14 +4,12 @@ import path from 'node:path';
 import t from 'tap';
 import { expectCheckpointError } from './helpers.ts';
 import {
-  float32ToBf16Bits,
-  float32ToF16Bits,
   openSafetensorsDir,
   openSafetensorsFile,
   openSafetensorsIndex,
   readSafetensorsHeader,
-  writeSafetensorsStreaming,
 } from '../../../server/model/checkpoint/safetensors.ts';
+import { float32ToBf16Bits, float32ToF16Bits, writeSafetensorsStreaming } from '../../../server/model/checkpoint/safetensors-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st-test-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -4,7 +4,7 @@
  * resampler takes. PIL's output is computed with server/vision/pil-resize.ts, which the tests
  * check byte for byte against PIL itself.
  *
- *   npx tsx bench/sharp-vs-pil.ts [--runs N] [--no-python]
+ *   npx tsx bench/sharp-vs-pil.ts [--runs N] [--no-python] [--image real-screenshot.png ...]
  */
 import sharp from 'sharp';
 import { spawnSync } from 'node:child_process';
@@ -12,6 +12,7 @@ import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { pilResizeBicubic } from '../server/vision/pil-resize.ts';
 import { resizeRgb } from '../server/vision/resize.ts';
+import { basename } from 'node:path';
 import { decodeImage } from '../server/vision/decode.ts';
 import type { RgbImage } from '../server/vision/rgb.ts';
 import { renderScreenshot, SCREENSHOT_KINDS } from '../test/vision/screenshots.ts';
@@ -76,6 +77,9 @@ ts.sort(); print(ts[len(ts)//2] * 1000)`;
 const images: [string, RgbImage][] = [];
 for (const k of SCREENSHOT_KINDS) images.push([k, await renderScreenshot(k, 1)]);
 images.push(['fixture png', await decodeImage(readFileSync(new URL('../test/fixtures/images/screenshot-desktop-1920x1080.png', import.meta.url)))]);
+// Real screenshots (e.g. of an Xvfb desktop taken with scrot) given on the command line.
+const files = args.flatMap((a, i) => (a === '--image' && args[i + 1] ? [args[i + 1]!] : []));
+for (const file of files) images.push([`file ${basename(file)}`, await decodeImage(readFileSync(file))]);
 
 console.log(`# sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model}), median of ${runs} runs`);
 console.log('| image | target | kernel | max abs | mean abs | px > 1/255 | px != | sharp ms | pil-resize.ts ms | PIL (C) ms |');

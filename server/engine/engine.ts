@@ -13,7 +13,7 @@ import { mropePositions, MropeTables, type MergedGrid } from '../model/qwen2-vl/
 import type { ModelRunner } from '../model/runtime/model-runner.ts';
 import type { Decoder } from './detokenizer.ts';
 import type { EngineEvent, EngineRequest } from './request.ts';
-import { Sequence } from './sequence.ts';
+import { Sequence, SequenceGroup } from './sequence.ts';
 
 export interface EngineOptions {
   /** Prompt tokens per prefill run (bounds activation memory for long prompts). */
@@ -33,7 +33,7 @@ export interface EngineStats {
 export class EngineError extends Error {}
 
 export class Engine {
-  private readonly waiting: Sequence[] = [];
+  private readonly waiting: Sequence[][] = [];
   private readonly running: Sequence[] = [];
   private readonly rope: MropeTables;
   private readonly config: Qwen2VLConfig;
@@ -60,12 +60,18 @@ export class Engine {
     return this.runner.kv.shape.maxLen;
   }
 
-  /** Queues a request; events stream as the step loop produces them. */
+  /** Queues a request; events (tagged with the completion index) stream as the step loop produces them. */
   generate(request: EngineRequest): AsyncIterable<EngineEvent> {
-    const seq = new Sequence(request, this.decoder);
-    this.waiting.push(seq);
-    this.kick();
-    return seq.events;
+    const n = request.n ?? 1;
+    const group = new SequenceGroup(n);
+    const seqs = Array.from({ length: n }, (_, i) => new Sequence(request, this.decoder, group, i));
+    if (n > this.runner.kv.shape.slots) {
+      for (const seq of seqs) seq.finish('error', `n=${n} exceeds the ${this.runner.kv.shape.slots} sequences this engine decodes at once`);
+    } else {
+      this.waiting.push(seqs);
+      this.kick();
+    }
+    return group.events;
   }
 
   /** Resolves when every queued and running request has finished. */
@@ -84,9 +90,9 @@ export class Engine {
   private async run(): Promise<void> {
     while (this.waiting.length > 0 || this.running.length > 0) {
       this.dropAborted();
-      while (this.waiting.length > 0 && this.running.length < this.runner.kv.shape.slots) {
-        const seq = this.waiting.shift()!;
-        await this.prefillGuarded(seq);
+      const slots = this.runner.kv.shape.slots;
+      while (this.waiting.length > 0 && this.running.length + this.waiting[0]!.length <= slots) {
+        await this.prefillGuarded(this.waiting.shift()!);
       }
       if (this.running.length > 0) await this.decodeStep();
       this.updateCounts();
@@ -103,7 +109,7 @@ export class Engine {
 
   private dropAborted(): void {
     for (let i = this.waiting.length - 1; i >= 0; i--) {
-      if (this.waiting[i]!.aborted) this.waiting.splice(i, 1)[0]!.finish('abort');
+      if (this.waiting[i]![0]!.aborted) for (const seq of this.waiting.splice(i, 1)[0]!) seq.finish('abort');
     }
     for (let i = this.running.length - 1; i >= 0; i--) {
       if (this.running[i]!.aborted) {
@@ -124,16 +130,33 @@ export class Engine {
     this.running.pop();
   }
 
-  private async prefillGuarded(seq: Sequence): Promise<void> {
+  private async prefillGuarded(seqs: Sequence[]): Promise<void> {
+    let logits: Float32Array;
     try {
-      await this.prefill(seq);
+      logits = await this.prefill(seqs[0]!);
     } catch (err) {
-      // A failed request fails alone; its slot was never added to `running`.
-      seq.finish('error', err instanceof Error ? err.message : String(err));
+      // A failed request fails alone; its slots were never added to `running`.
+      for (const seq of seqs) seq.finish('error', err instanceof Error ? err.message : String(err));
+      return;
     }
+    // The n completions share the prefill: copy the first one's cache rows into their slots.
+    const first = seqs[0]!;
+    const firstSlot = this.running.length;
+    this.running.push(...seqs);
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i]!;
+      if (i > 0) {
+        this.runner.kv.copy(firstSlot, firstSlot + i, first.cachedLength);
+        seq.adoptPrefill(first);
+      }
+      seq.accept(seq.sampler.sample(logits, seq.request.topLogprobs), this.maxLen);
+      this.stats.generatedTokens++;
+    }
+    for (let b = this.running.length - 1; b >= firstSlot; b--) if (this.running[b]!.finished) this.release(b);
   }
 
-  private async prefill(seq: Sequence): Promise<void> {
+  /** Vision encoder and prompt prefill into the next free slot; returns the last position's logits. */
+  private async prefill(seq: Sequence): Promise<Float32Array> {
     const start = performance.now();
     seq.timing.queuedMs = start - seq.enqueuedAt;
     const { tokens } = this.config;
@@ -189,10 +212,7 @@ export class Engine {
     seq.nextPosition = ids.length + ropeDelta;
     seq.timing.prefillMs = performance.now() - start - seq.timing.visionMs;
     this.stats.promptTokens += ids.length;
-    this.running.push(seq);
-    seq.accept(seq.sampler.sample(logits!, req.topLogprobs), this.maxLen);
-    this.stats.generatedTokens++;
-    if (seq.finished) this.release(this.running.length - 1);
+    return logits!;
   }
 
   private async decodeStep(): Promise<void> {

@@ -22,6 +22,8 @@ export interface EngineRequest {
   /** Number of alternatives per generated token (0: none). */
   topLogprobs: number;
   skipSpecialTokens: boolean;
+  /** Completions to generate from the prompt; they share one prefill (default 1). */
+  n?: number;
   signal?: AbortSignal;
 }
 
@@ -37,6 +39,8 @@ export interface RequestTiming {
 
 export interface TokenEvent {
   type: 'token';
+  /** Which of the request's n completions. */
+  index: number;
   token: number;
   logprob: number;
   top: TokenLogprob[];
@@ -46,6 +50,7 @@ export interface TokenEvent {
 
 export interface DoneEvent {
   type: 'done';
+  index: number;
   finishReason: FinishReason;
   /** Error message when finishReason is 'error'. */
   error?: string;

@@ -9,8 +9,21 @@ import type { EngineEvent, EngineRequest, FinishReason, RequestTiming } from './
 import { SequenceSampler, type SampledToken } from './sampler.ts';
 import { StopStringMatcher } from './stop-strings.ts';
 
-export class Sequence {
+/** The n sequences of one request share one event stream, closed when the last one ends. */
+export class SequenceGroup {
   readonly events = new AsyncChannel<EngineEvent>();
+  private open: number;
+
+  constructor(readonly size: number) {
+    this.open = size;
+  }
+
+  ended(): void {
+    if (--this.open === 0) this.events.close();
+  }
+}
+
+export class Sequence {
   readonly sampler: SequenceSampler;
   private readonly detokenizer: IncrementalDetokenizer;
   private readonly stopMatcher: StopStringMatcher;
@@ -33,8 +46,13 @@ export class Sequence {
   constructor(
     readonly request: EngineRequest,
     decoder: Decoder,
+    readonly group: SequenceGroup,
+    readonly index: number,
   ) {
-    this.sampler = new SequenceSampler(request.sampling, request.promptIds);
+    // Each of the n completions draws its own samples; a seed stays reproducible per index.
+    const seed = request.sampling.seed;
+    const sampling = seed === undefined ? request.sampling : { ...request.sampling, seed: seed + index };
+    this.sampler = new SequenceSampler(sampling, request.promptIds);
     this.detokenizer = new IncrementalDetokenizer(decoder, request.skipSpecialTokens);
     this.stopMatcher = new StopStringMatcher(request.stop);
     this.stopIds = new Set(request.stopTokenIds);
@@ -61,7 +79,7 @@ export class Sequence {
     if (!reason && this.completionTokens >= this.request.maxTokens) reason = 'length';
     // The next decode step needs one more cache row.
     if (!reason && this.cachedLength + 1 >= maxLen) reason = 'length';
-    this.events.push({ type: 'token', token: sampled.token, logprob: sampled.logprob, top: sampled.top, text });
+    this.group.events.push({ type: 'token', index: this.index, token: sampled.token, logprob: sampled.logprob, top: sampled.top, text });
     if (reason) this.finish(reason);
   }
 
@@ -71,8 +89,9 @@ export class Sequence {
     let tail = '';
     if (reason !== 'stop' && reason !== 'error') tail = this.stopMatcher.push(this.detokenizer.flush()).emit;
     tail += this.stopMatcher.finish();
-    this.events.push({
+    this.group.events.push({
       type: 'done',
+      index: this.index,
       finishReason: reason,
       finalText: tail,
       ...(error ? { error } : {}),
@@ -82,6 +101,17 @@ export class Sequence {
       completionTokens: this.completionTokens,
       timing: this.timing,
     });
-    this.events.close();
+    this.group.ended();
+  }
+
+  /** Takes over a sibling's prefill: same prompt, cache contents (copied by the engine) and positions. */
+  adoptPrefill(from: Sequence): void {
+    this.promptIds = from.promptIds;
+    this.imageTokens = from.imageTokens;
+    this.cachedLength = from.cachedLength;
+    this.nextPosition = from.nextPosition;
+    this.timing.queuedMs = from.timing.queuedMs;
+    this.timing.visionMs = from.timing.visionMs;
+    this.timing.prefillMs = from.timing.prefillMs;
   }
 }

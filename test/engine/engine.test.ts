@@ -121,3 +121,23 @@ t.test('a stop string ends the text before it, streamed deltas included', async 
   t.equal(stopped.done.text, text.slice(0, cutAt));
   t.equal(stopped.tokens.map((e) => e.text).join('') + stopped.done.finalText, text.slice(0, cutAt), 'deltas hold back the stop string');
 });
+
+t.test('n=2 shares one prefill; each completion equals its own single run', async (t) => {
+  const prompt = userPrompt(model, 'Pick an icon.', 1);
+  const sampling = { ...greedyRequest(prompt, [imageA], 10).sampling, temperature: 0.9, seed: 42 };
+  const both = model.engine.generate(greedyRequest(prompt, [imageA], 10, { sampling, n: 2 }));
+  const byIndex: number[][] = [[], []];
+  const done: number[] = [];
+  for await (const ev of both) {
+    if (ev.type === 'token') byIndex[ev.index]!.push(ev.token);
+    else done.push(ev.index);
+  }
+  t.same(done.sort(), [0, 1], 'one done event per completion');
+  const single0 = await collect(model.engine.generate(greedyRequest(prompt, [imageA], 10, { sampling })));
+  const single1 = await collect(model.engine.generate(greedyRequest(prompt, [imageA], 10, { sampling: { ...sampling, seed: 43 } })));
+  t.same(byIndex[0], single0.tokens.map((e) => e.token), 'completion 0 = seed 42 alone');
+  t.same(byIndex[1], single1.tokens.map((e) => e.token), 'completion 1 = seed 43 alone');
+  t.notSame(byIndex[0], byIndex[1], 'the two completions differ');
+  const tooMany = await collect(model.engine.generate(greedyRequest(prompt, [], 3, { n: 99 })));
+  t.equal(tooMany.done.finishReason, 'error');
+});

@@ -1,0 +1,240 @@
+/**
+ * POST /v1/chat/completions: validate (schema), prepare (images, template, caps), hand the
+ * request to the engine, answer with one JSON body or an SSE stream ending in `data: [DONE]`.
+ * A client that disconnects aborts its request, which frees its sequence slot at once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { prepareChat, type PreparedChat } from '../../chat/prepare-request.ts';
+import { EngineBusyError } from '../../engine/worker/engine-client.ts';
+import type { DoneEvent, EngineEvent, TokenEvent } from '../../engine/request.ts';
+import type { AppDeps } from '../app.ts';
+import { ApiError, modelNotFound, notReady, overloaded, serverError } from '../errors.ts';
+import {
+  ChatCompletionRequestSchema,
+  ChatCompletionResponseSchema,
+  type ChatCompletionRequest,
+  type ChatCompletionResponse,
+  type ChoiceLogprobs,
+  type Usage,
+} from '../schemas/chat-completions.ts';
+import { ErrorResponseSchema } from '../schemas/errors.ts';
+
+export function chatCompletionsRoute(app: FastifyInstance, deps: AppDeps): void {
+  app.post<{ Body: ChatCompletionRequest }>(
+    '/v1/chat/completions',
+    {
+      schema: {
+        summary: 'Chat completion (OpenAI-compatible; text and image inputs)',
+        body: ChatCompletionRequestSchema,
+        response: { 200: ChatCompletionResponseSchema, '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema },
+      },
+    },
+    (request, reply) => handle(deps, request, reply),
+  );
+}
+
+async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatCompletionRequest }>, reply: FastifyReply): Promise<unknown> {
+  const body = request.body;
+  const started = performance.now();
+  if (body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
+  const ctx = deps.serving();
+  if (!ctx) throw notReady(deps.engine.loadError ? `the model failed to load: ${deps.engine.loadError}` : 'the model is still loading');
+
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  const prepared = await prepareChat(ctx, body, controller.signal);
+  const m = deps.metrics;
+  m.imagesResized.inc(prepared.images.length);
+  m.imagesDropped.inc(prepared.imagesDropped);
+  m.phaseSeconds.observe({ phase: 'image' }, prepared.timing.imageMs / 1000);
+  m.phaseSeconds.observe({ phase: 'template' }, prepared.timing.templateMs / 1000);
+
+  let events: AsyncIterable<EngineEvent>;
+  try {
+    events = deps.engine.generate(prepared.engineRequest);
+  } catch (err) {
+    if (err instanceof EngineBusyError) throw overloaded(err.retryAfterSeconds);
+    throw err;
+  }
+  const meta: ResponseMeta = {
+    id: `chatcmpl-${randomUUID().replace(/-/g, '')}`,
+    created: Math.floor(Date.now() / 1000),
+    model: deps.config.servedModelName,
+    prepared,
+    started,
+  };
+  reply.header('x-images-dropped', String(prepared.imagesDropped));
+  if (body.stream) return stream(deps, request, reply, events, meta, body.stream_options?.include_usage ?? false);
+
+  const choices = new Map<number, { text: string; logprobs: ChoiceLogprobs['content']; done?: DoneEvent }>();
+  const choice = (i: number) => choices.get(i) ?? choices.set(i, { text: '', logprobs: [] }).get(i)!;
+  for await (const ev of events) {
+    const c = choice(ev.index);
+    if (ev.type === 'token') {
+      if (body.logprobs) c.logprobs.push(tokenLogprob(deps, ev));
+    } else {
+      c.done = ev;
+      c.text = ev.text;
+    }
+  }
+  const done = [...choices.values()].map((c) => c.done!);
+  const failure = done.find((d) => d.finishReason === 'error' || d.finishReason === 'abort');
+  if (failure?.finishReason === 'abort') return reply; // the client is gone
+  if (failure) {
+    request.log.error({ err: failure.error }, 'engine error');
+    throw serverError();
+  }
+  observe(deps, request, meta, done);
+  const response: ChatCompletionResponse = {
+    id: meta.id,
+    object: 'chat.completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [...choices.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([index, c]) => ({
+        index,
+        message: { role: 'assistant' as const, content: c.text },
+        logprobs: body.logprobs ? { content: c.logprobs } : null,
+        finish_reason: c.done!.finishReason,
+      })),
+    usage: usage(meta.prepared, done),
+    images: imageReport(meta.prepared),
+    images_dropped: meta.prepared.imagesDropped,
+  };
+  return response;
+}
+
+interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+  prepared: PreparedChat;
+  started: number;
+}
+
+function usage(prepared: PreparedChat, done: DoneEvent[]): Usage {
+  const completion = done.reduce((n, d) => n + d.completionTokens, 0);
+  return {
+    prompt_tokens: prepared.promptTokens,
+    completion_tokens: completion,
+    total_tokens: prepared.promptTokens + completion,
+    prompt_tokens_details: { image_tokens: prepared.imageTokens, cached_tokens: 0 },
+  };
+}
+
+export function imageReport(prepared: PreparedChat): ChatCompletionResponse['images'] {
+  return prepared.images.map((im) => ({
+    original: [im.originalWidth, im.originalHeight],
+    resized: [im.width, im.height],
+    tokens: im.numImageTokens,
+  }));
+}
+
+function tokenLogprob(deps: AppDeps, ev: TokenEvent): ChoiceLogprobs['content'][number] {
+  const entry = (token: number, logprob: number) => {
+    const text = deps.tokenText(token);
+    return { token: text, logprob, bytes: [...Buffer.from(text, 'utf8')] };
+  };
+  return { ...entry(ev.token, ev.logprob), top_logprobs: ev.top.map((a) => entry(a.token, a.logprob)) };
+}
+
+/** Metrics and the request's log line, once all completions are done. */
+function observe(deps: AppDeps, request: FastifyRequest, meta: ResponseMeta, done: DoneEvent[]): void {
+  const m = deps.metrics;
+  const t = done[0]!.timing;
+  const completion = done.reduce((n, d) => n + d.completionTokens, 0);
+  m.promptTokens.inc(meta.prepared.promptTokens);
+  m.imageTokens.inc(meta.prepared.imageTokens);
+  m.generatedTokens.inc(completion);
+  // Preparation on this thread, then the engine's own enqueue-to-first-token time.
+  const prepMs = meta.prepared.timing.imageMs + meta.prepared.timing.templateMs;
+  m.timeToFirstToken.observe((prepMs + t.firstTokenMs) / 1000);
+  m.requestSeconds.observe((performance.now() - meta.started) / 1000);
+  for (const [phase, ms] of [['queue', t.queuedMs], ['vision', t.visionMs], ['prefill', t.prefillMs], ['decode', t.decodeMs]] as const) {
+    m.phaseSeconds.observe({ phase }, ms / 1000);
+  }
+  request.log.info(
+    {
+      completion_id: meta.id,
+      prompt_tokens: meta.prepared.promptTokens,
+      image_tokens: meta.prepared.imageTokens,
+      images_dropped: meta.prepared.imagesDropped,
+      completion_tokens: completion,
+      finish_reasons: done.map((d) => d.finishReason),
+      ms: {
+        image: Math.round(meta.prepared.timing.imageMs),
+        template: Math.round(meta.prepared.timing.templateMs),
+        queue: Math.round(t.queuedMs),
+        vision: Math.round(t.visionMs),
+        prefill: Math.round(t.prefillMs),
+        decode: Math.round(t.decodeMs),
+        total: Math.round(performance.now() - meta.started),
+      },
+    },
+    'chat completion',
+  );
+}
+
+/** Server-sent events: a role delta, content deltas, a finish chunk per choice, optional usage, [DONE]. */
+async function stream(
+  deps: AppDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  events: AsyncIterable<EngineEvent>,
+  meta: ResponseMeta,
+  includeUsage: boolean,
+): Promise<FastifyReply> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-images-dropped': String(meta.prepared.imagesDropped),
+  });
+  const send = (data: unknown): void => {
+    if (!res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`);
+  };
+  const chunk = (index: number, delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    id: meta.id,
+    object: 'chat.completion.chunk',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index, delta, logprobs: null, finish_reason: null, ...extra }],
+  });
+  const body = request.body as ChatCompletionRequest;
+  const started = new Set<number>();
+  const done: DoneEvent[] = [];
+  for await (const ev of events) {
+    if (!started.has(ev.index)) {
+      started.add(ev.index);
+      send(chunk(ev.index, { role: 'assistant', content: '' }));
+    }
+    if (ev.type === 'token') {
+      if (ev.text || body.logprobs) {
+        send(chunk(ev.index, { content: ev.text }, body.logprobs ? { logprobs: { content: [tokenLogprob(deps, ev)] } } : {}));
+      }
+    } else {
+      done.push(ev);
+      if (ev.finishReason === 'error') {
+        request.log.error({ err: ev.error }, 'engine error');
+        send(new ApiError(500, 'The server had an error while processing the request.', 'server_error', 'internal_error').toBody());
+        continue;
+      }
+      if (ev.finishReason === 'abort') continue;
+      send(chunk(ev.index, ev.finalText ? { content: ev.finalText } : {}, { finish_reason: ev.finishReason }));
+    }
+  }
+  if (done.every((d) => d.finishReason !== 'error' && d.finishReason !== 'abort')) {
+    observe(deps, request, meta, done);
+    if (includeUsage) {
+      send({ id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: usage(meta.prepared, done) });
+    }
+  }
+  if (!res.destroyed) res.end('data: [DONE]\n\n');
+  return reply;
+}

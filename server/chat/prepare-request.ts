@@ -1,0 +1,144 @@
+/**
+ * A validated chat request -> an engine request: normalise the messages, cap the images
+ * (count, then context length; oldest dropped first), decode and resize the images that
+ * remain, render the chat template, tokenise, and clamp max_tokens to what the context has
+ * left. The one place where wire parameters become engine parameters.
+ */
+import { contextLengthExceeded, invalidRequest } from '../api/errors.ts';
+import type { ChatCompletionRequest } from '../api/schemas/chat-completions.ts';
+import { resizePolicyFor, type ServerConfig } from '../config.ts';
+import type { EngineRequest } from '../engine/request.ts';
+import type { SamplingParams } from '../engine/sampler.ts';
+import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
+import type { ChatTokenizer } from '../model/tokenizer.ts';
+import { ImageError } from '../vision/decode.ts';
+import { prepareImage, type PreparedImage } from '../vision/prepare-image.ts';
+import { ResizeError } from '../vision/smart-resize.ts';
+import { imageBytesFromUrl } from './data-url.ts';
+import { dropOldestImages, normalizeMessages, type NormalizedChat } from './normalize-messages.ts';
+
+export interface ServingContext {
+  config: ServerConfig;
+  model: Qwen2VLConfig;
+  tokenizer: ChatTokenizer;
+  maxModelLen: number;
+}
+
+export interface PreparedChat {
+  engineRequest: EngineRequest;
+  images: PreparedImage[];
+  imagesDropped: number;
+  promptTokens: number;
+  imageTokens: number;
+  /** Image decode + resize + patchify, and template + tokenise, in milliseconds. */
+  timing: { imageMs: number; templateMs: number };
+}
+
+const IMAGE_PATCH_PIXELS = 28 * 28; // one merged image token covers 28x28 pixels
+
+export function samplingParams(req: ChatCompletionRequest): SamplingParams {
+  const topK = req.top_k ?? 0;
+  return {
+    temperature: req.temperature ?? 1,
+    topP: req.top_p ?? 1,
+    topK: topK < 0 ? 0 : topK,
+    minP: req.min_p ?? 0,
+    frequencyPenalty: req.frequency_penalty ?? 0,
+    presencePenalty: req.presence_penalty ?? 0,
+    repetitionPenalty: req.repetition_penalty ?? 1,
+    ...(req.seed !== undefined && req.seed !== null ? { seed: req.seed } : {}),
+  };
+}
+
+function mapImageError(err: unknown, param: string): never {
+  if (err instanceof ImageError) throw invalidRequest(`${param}: ${err.message}`, param, err.code);
+  if (err instanceof ResizeError) throw invalidRequest(`${param}: ${err.message}`, param, 'invalid_image_size');
+  throw err;
+}
+
+function render(ctx: ServingContext, chat: NormalizedChat): number[] {
+  return ctx.tokenizer.encode(ctx.tokenizer.renderChat(chat.messages, true));
+}
+
+export async function prepareChat(ctx: ServingContext, req: ChatCompletionRequest, signal?: AbortSignal): Promise<PreparedChat> {
+  const { config } = ctx;
+  let chat = normalizeMessages(req.messages);
+  // 1. At most maxImagesPerRequest images: the oldest go first, as the agent's own history does.
+  let dropped = Math.max(0, chat.imageUrls.length - config.maxImagesPerRequest);
+  chat = dropOldestImages(chat, dropped);
+
+  // 2. Decode and resize what is left. Per-request mm_processor_kwargs override the server's policy;
+  //    the per-image token cap bounds the pixels either way.
+  const mm = req.mm_processor_kwargs ?? {};
+  const pre = ctx.model.preprocessor;
+  const capPixels = config.maxImageTokens * IMAGE_PATCH_PIXELS;
+  const minPixels = mm.min_pixels ?? pre.minPixels;
+  const maxPixels = Math.min(mm.max_pixels ?? pre.maxPixels, capPixels);
+  if (minPixels > maxPixels) throw invalidRequest(`min_pixels ${minPixels} exceeds max_pixels ${maxPixels}`, 'mm_processor_kwargs');
+  const policy = resizePolicyFor(mm.size ?? config.imagePolicy, minPixels, maxPixels);
+  const images: PreparedImage[] = [];
+  let imageMs = 0;
+  for (let i = 0; i < chat.imageUrls.length; i++) {
+    if (signal?.aborted) throw invalidRequest('the client went away');
+    const param = `image ${dropped + i + 1}`;
+    const t0 = performance.now();
+    const bytes = imageBytesFromUrl(chat.imageUrls[i]!, param);
+    try {
+      images.push(
+        await prepareImage(bytes, policy, pre, { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels }),
+      );
+    } catch (err) {
+      mapImageError(err, param);
+    }
+    imageMs += performance.now() - t0;
+    if (images.at(-1)!.numImageTokens > config.maxImageTokens) {
+      // A fixed box larger than the cap: the cap wins.
+      throw invalidRequest(`image policy gives ${images.at(-1)!.numImageTokens} tokens per image, over --max-image-tokens ${config.maxImageTokens}`, 'mm_processor_kwargs');
+    }
+  }
+
+  // 3. Template and tokens; drop the oldest images while the prompt does not fit.
+  const t1 = performance.now();
+  let ids = render(ctx, chat);
+  const promptLength = (textIds: number[], kept: PreparedImage[]): number =>
+    textIds.length - kept.length + kept.reduce((n, im) => n + im.numImageTokens, 0);
+  let kept = images;
+  while (promptLength(ids, kept) + 1 > ctx.maxModelLen && kept.length > 0) {
+    chat = dropOldestImages(chat, 1);
+    kept = kept.slice(1);
+    dropped++;
+    ids = render(ctx, chat);
+  }
+  const promptTokens = promptLength(ids, kept);
+  const templateMs = performance.now() - t1;
+  if (promptTokens + 1 > ctx.maxModelLen) {
+    throw contextLengthExceeded(
+      `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your messages resulted in ${promptTokens} tokens${dropped ? ` after dropping ${dropped} image(s)` : ''}. Please reduce the length of the messages.`,
+    );
+  }
+  const room = ctx.maxModelLen - promptTokens;
+  const requested = req.max_completion_tokens ?? req.max_tokens ?? room;
+  const stop = req.stop === undefined || req.stop === null ? [] : typeof req.stop === 'string' ? [req.stop] : req.stop;
+  const topLogprobs = req.logprobs ? (req.top_logprobs ?? 0) : 0;
+  if (!req.logprobs && req.top_logprobs) throw invalidRequest('top_logprobs requires logprobs=true', 'top_logprobs');
+
+  return {
+    engineRequest: {
+      promptIds: ids,
+      images: kept.map((im) => ({ patches: im.patches, gridThw: im.gridThw })),
+      sampling: samplingParams(req),
+      maxTokens: Math.min(requested, room),
+      stop,
+      stopTokenIds: ctx.model.tokens.eos,
+      topLogprobs,
+      skipSpecialTokens: req.skip_special_tokens ?? true,
+      n: req.n ?? 1,
+      ...(signal ? { signal } : {}),
+    },
+    images: kept,
+    imagesDropped: dropped,
+    promptTokens,
+    imageTokens: kept.reduce((n, im) => n + im.numImageTokens, 0),
+    timing: { imageMs, templateMs },
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The engine's thread. ONNX Runtime's session.run() blocks the thread that calls it, so the
+ * model lives here and the HTTP thread stays responsive. It loads the model, runs requests
+ * as they arrive and streams their events back; stats go out after every event burst.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadModel } from '../../model/load-model.ts';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker must run in a worker thread');
+const post = (msg: FromWorker): void => port.postMessage(msg);
+const init = workerData as WorkerInit;
+
+try {
+  const model = await loadModel(init.checkpointDir, init.options);
+  const { engine } = model;
+  const aborts = new Map<number, AbortController>();
+
+  const run = async (id: number, controller: AbortController, request: ToWorker & { type: 'generate' }): Promise<void> => {
+    try {
+      for await (const event of engine.generate({ ...request.request, signal: controller.signal })) {
+        post({ type: 'event', id, event });
+        post({ type: 'stats', stats: { ...engine.stats } });
+      }
+    } finally {
+      aborts.delete(id);
+      post({ type: 'stats', stats: { ...engine.stats } });
+    }
+  };
+
+  port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'generate') {
+      const controller = new AbortController();
+      aborts.set(msg.id, controller);
+      void run(msg.id, controller, msg);
+    } else if (msg.type === 'abort') {
+      aborts.get(msg.id)?.abort();
+    } else if (msg.type === 'shutdown') {
+      void engine.idle().then(async () => {
+        await model.runner.release();
+        port.close();
+      });
+    }
+  });
+  post({
+    type: 'ready',
+    info: { maxModelLen: model.maxModelLen, slots: model.runner.kv.shape.slots, buildMs: model.buildMs, loadMs: model.loadMs },
+  });
+} catch (err) {
+  post({ type: 'load-error', message: err instanceof Error ? err.message : String(err) });
+}

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Starts the model. Until the HTTP server lands, this runs the engine once on a demo prompt.
-#   MODEL_PATH   Hugging Face checkpoint folder (default: the embedded tiny random-weight checkpoint)
-#   WEIGHT_FORMAT f32 | int8 | int4 (default f32)
+# Starts the OpenAI-compatible UI-TARS server, e.g.  nohup bash start_server.sh &
+#   MODEL_PATH=/models/UI-TARS-2B-SFT PORT=9000-9007 nohup bash start_server.sh &
+# Installs what is missing first. Every setting is an environment variable or a flag
+# (bash start_server.sh --help lists them); without MODEL_PATH it serves the embedded tiny
+# checkpoint, whose weights are random. The log goes to LOG_FILE (default logs/server.log).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install.sh
-args=(--prompt "${PROMPT:-Describe the screen.}" --format "${WEIGHT_FORMAT:-f32}" --max-tokens "${MAX_TOKENS:-16}")
-[ -n "${MODEL_PATH:-}" ] && args+=(--model "$MODEL_PATH")
-exec npx tsx server/cli/run-engine.ts "${args[@]}" "$@"
+export LOG_FILE="${LOG_FILE:-logs/server.log}"
+mkdir -p "$(dirname "$LOG_FILE")"
+echo "start_server: logging to $LOG_FILE" >&2
+# exec: the server gets SIGTERM directly and drains before exiting.
+exec node --import tsx server/main.ts "$@"

@@ -39,7 +39,7 @@ try {
     } else if (msg.type === 'shutdown') {
       void engine.idle().then(async () => {
         await model.runner.release();
-        port.close();
+        process.exit(0); // in a worker, ends this thread only
       });
     }
   });

@@ -82,7 +82,8 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   }
   const done = [...choices.values()].map((c) => c.done!);
   const failure = done.find((d) => d.finishReason === 'error' || d.finishReason === 'abort');
-  if (failure?.finishReason === 'abort') return reply; // the client is gone
+  // The client is gone (499, nginx's "client closed request"); nobody reads this answer.
+  if (failure?.finishReason === 'abort') return reply.code(499).send(new ApiError(499, 'client closed the request', 'invalid_request_error', 'client_closed').toBody());
   if (failure) {
     request.log.error({ err: failure.error }, 'engine error');
     throw serverError();

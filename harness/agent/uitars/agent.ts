@@ -1,0 +1,139 @@
+/**
+ * The UI-TARS agent as ARPO evaluates it on OSWorld: one model call per step with the
+ * episode's history, up to `maxTries` tries (after a parse failure the remaining tries sample
+ * at temperature 1), special actions to OSWorld's control words, call_user tolerated a few
+ * times per task (ARPO never reset its counter between tasks), and the step cap turned into
+ * FAIL. Model-server outages are not tries: they surface as ModelUnavailableError.
+ */
+import { ModelRequestError, type ModelClient } from '../model-client.ts';
+import { smartResize } from '../../../server/vision/smart-resize.ts';
+import { buildMessages, type StepRecord } from './history.ts';
+import { parseResponse, ResponseParseError, type CoordinateMode } from './parse-response.ts';
+import type { PromptVariant } from './prompt.ts';
+import { actionToCode } from './to-pyautogui.ts';
+
+export interface UITarsConfig {
+  /** 'relative' for UI-TARS-2B / v1 (0-1000), 'absolute' for UI-TARS-1.5 (smart-resized pixels). */
+  coordinates: 'relative' | 'absolute';
+  historyN: number;
+  maxTrajectoryLength: number;
+  callUserTolerance: number;
+  maxTries: number;
+  temperature: number;
+  topP?: number;
+  maxTokens: number;
+  frequencyPenalty: number;
+  promptVariant: PromptVariant;
+  /** smart_resize bounds of the model (UI-TARS-1.5 absolute coordinates live in that frame). */
+  minPixels: number;
+  maxPixels: number;
+}
+
+/** ARPO's effective settings (its CLI sampling flags never reached the request). */
+export const ARPO_UITARS: UITarsConfig = {
+  coordinates: 'relative',
+  historyN: 15,
+  maxTrajectoryLength: 15,
+  callUserTolerance: 3,
+  maxTries: 3,
+  temperature: 0,
+  maxTokens: 4096,
+  frequencyPenalty: 1,
+  promptVariant: 'eval',
+  minPixels: 100 * 28 * 28,
+  maxPixels: 16384 * 28 * 28,
+};
+
+export interface Prediction {
+  /** The model's text, or "client error" when every try failed. */
+  prediction: string;
+  /** pyautogui code strings and/or control words (DONE, WAIT, FAIL). */
+  actions: string[];
+  /** Per model call: latency and token counts (for the trajectory). */
+  calls: { latencyMs: number; promptTokens: number; completionTokens: number; error?: string }[];
+}
+
+/** Width and height from a PNG's IHDR chunk. */
+export function pngSize(png: Uint8Array): { width: number; height: number } {
+  const b = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  if (b.length < 24 || b.readUInt32BE(12) !== 0x49484452) throw new Error('screenshot is not a PNG');
+  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+}
+
+export class UITarsAgent {
+  private history: StepRecord[] = [];
+  private callUserCount = 0;
+
+  constructor(
+    private readonly client: ModelClient,
+    readonly config: UITarsConfig,
+  ) {}
+
+  reset(): void {
+    this.history = [];
+    this.callUserCount = 0;
+  }
+
+  get steps(): number {
+    return this.history.length;
+  }
+
+  async predict(instruction: string, screenshot: Uint8Array): Promise<Prediction> {
+    const cfg = this.config;
+    const { width, height } = pngSize(screenshot);
+    const coords: CoordinateMode =
+      cfg.coordinates === 'relative'
+        ? { kind: 'relative', factor: 1000 }
+        : (() => {
+            const [h, w] = smartResize(height, width, 28, cfg.minPixels, cfg.maxPixels);
+            return { kind: 'absolute' as const, width: w, height: h };
+          })();
+    const messages = buildMessages(instruction, this.history, screenshot, { historyN: cfg.historyN, promptVariant: cfg.promptVariant });
+    const calls: Prediction['calls'] = [];
+    let temperature = cfg.temperature;
+    for (let attempt = 0; attempt < cfg.maxTries; attempt++) {
+      let text: string;
+      try {
+        const c = await this.client.chat(messages, {
+          temperature,
+          maxTokens: cfg.maxTokens,
+          frequencyPenalty: cfg.frequencyPenalty,
+          ...(cfg.topP !== undefined ? { topP: cfg.topP } : {}),
+        });
+        calls.push({ latencyMs: c.latencyMs, promptTokens: c.promptTokens, completionTokens: c.completionTokens });
+        text = c.content.trim();
+      } catch (err) {
+        if (!(err instanceof ModelRequestError)) throw err; // outages are the runner's business
+        calls.push({ latencyMs: 0, promptTokens: 0, completionTokens: 0, error: err.message });
+        continue;
+      }
+      try {
+        const actions = this.toActions(text, coords, width, height);
+        this.history.push({ screenshot, response: text });
+        if (!actions.special && this.history.length >= cfg.maxTrajectoryLength) return { prediction: text, actions: ['FAIL'], calls };
+        return { prediction: text, actions: actions.list, calls };
+      } catch (err) {
+        if (!(err instanceof ResponseParseError)) throw err;
+        calls[calls.length - 1]!.error = `parse: ${err.message}`;
+        temperature = 1;
+      }
+    }
+    return { prediction: 'client error', actions: ['DONE'], calls };
+  }
+
+  /** Code per action; the first special action (finished, wait, error_env, call_user) decides alone. */
+  private toActions(text: string, coords: CoordinateMode, width: number, height: number): { list: string[]; special: boolean } {
+    const parsed = parseResponse(text, coords);
+    const list: string[] = [];
+    for (const action of parsed.actions) {
+      if (action.type === 'call_user') {
+        this.callUserCount++;
+        return { list: [this.callUserCount <= this.config.callUserTolerance ? 'WAIT' : 'FAIL'], special: true };
+      }
+      const code = actionToCode(action, parsed.thought, width, height);
+      if (code === 'DONE' || code === 'WAIT' || code === 'FAIL') return { list: [code], special: true };
+      list.push(code);
+    }
+    return { list, special: false };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Writes one task's results. Every whole file is written to a temporary name and renamed,
+ * so a killed run never leaves half a file; result.txt is written last, so its presence
+ * means the task is complete.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+export class TaskResultWriter {
+  private readonly traj: string;
+
+  constructor(readonly dir: string) {
+    this.traj = path.join(dir, 'traj.jsonl');
+  }
+
+  /** Starts the task afresh: an unfinished earlier attempt's files are removed. */
+  begin(): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    for (const name of fs.readdirSync(this.dir)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    fs.writeFileSync(path.join(this.dir, 'runtime.log'), '');
+  }
+
+  screenshot(name: string, png: Uint8Array): void {
+    writeFileAtomic(path.join(this.dir, name), png);
+  }
+
+  /** One traj.jsonl line, appended in a single write (whole lines survive a kill). */
+  trajectory(entry: Record<string, unknown>): void {
+    fs.appendFileSync(this.traj, `${JSON.stringify(entry)}\n`);
+  }
+
+  log(line: string): void {
+    fs.appendFileSync(path.join(this.dir, 'runtime.log'), `${new Date().toISOString()} ${line}\n`);
+  }
+
+  file(name: string, data: Uint8Array): void {
+    writeFileAtomic(path.join(this.dir, name), data);
+  }
+
+  /** The score, last: from here on the task counts as finished. */
+  result(score: number): void {
+    writeFileAtomic(path.join(this.dir, 'result.txt'), `${score}\n`);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Task lists ({domain: [ids]}) and task configs. The task id is the file name: 15 OSWorld
+ * thunderbird files carry another task's id inside. A config that does not parse or does not
+ * match the schema is reported with its path, and the run goes on without it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Compile } from 'typebox/compile';
+import { TaskSchema, type Task } from './task-schema.ts';
+
+export interface TaskRef {
+  domain: string;
+  id: string;
+}
+
+export interface LoadedTask extends TaskRef {
+  file: string;
+  task: Task;
+}
+
+export interface InvalidTask extends TaskRef {
+  file: string;
+  error: string;
+}
+
+const validator = Compile(TaskSchema);
+
+/** The task list, filtered to one domain unless `domain` is "all". */
+export function loadTaskList(metaPath: string, domain = 'all'): TaskRef[] {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read task list ${metaPath}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta)) throw new Error(`task list ${metaPath} is not a {domain: [ids]} object`);
+  const entries = Object.entries(meta as Record<string, unknown>);
+  if (domain !== 'all' && !entries.some(([d]) => d === domain)) {
+    throw new Error(`domain "${domain}" is not in ${metaPath} (it has ${entries.map(([d]) => d).join(', ')})`);
+  }
+  const refs: TaskRef[] = [];
+  for (const [d, ids] of entries) {
+    if (domain !== 'all' && d !== domain) continue;
+    if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw new Error(`task list ${metaPath}: "${d}" is not a list of ids`);
+    for (const id of ids as string[]) refs.push({ domain: d, id });
+  }
+  return refs;
+}
+
+export function taskFile(baseDir: string, ref: TaskRef): string {
+  return path.join(baseDir, 'examples', ref.domain, `${ref.id}.json`);
+}
+
+export function loadTask(baseDir: string, ref: TaskRef): LoadedTask | InvalidTask {
+  const file = taskFile(baseDir, ref);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    return { ...ref, file, error: err instanceof Error ? err.message.split('\n')[0]! : String(err) };
+  }
+  if (!validator.Check(raw)) {
+    const first = [...validator.Errors(raw)][0];
+    return { ...ref, file, error: `invalid task: ${first ? `${first.instancePath || '/'} ${first.message}` : 'schema mismatch'}` };
+  }
+  return { ...ref, file, task: { ...raw, id: ref.id } };
+}

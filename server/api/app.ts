@@ -33,6 +33,9 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
+  // JSON only: Fastify's default text/plain parser would hand the schema a string, answered
+  // with a puzzling "body must be object"; without it a wrong content type is a clear 415.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const apiError = toApiError(err, bodyLimit);
@@ -73,7 +76,7 @@ function toApiError(err: FastifyError, bodyLimit: number): ApiError {
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return new ApiError(
       413,
-      `request body is larger than the server's limit of ${(bodyLimit / 1024 / 1024).toFixed(0)} MiB (raise it with --max-body-mib or MAX_BODY_MIB)`,
+      `request body is larger than the server's limit of ${formatMiB(bodyLimit)} MiB (raise it with --max-body-mib or MAX_BODY_MIB)`,
       'invalid_request_error',
       'body_too_large',
     );
@@ -82,4 +85,9 @@ function toApiError(err: FastifyError, bodyLimit: number): ApiError {
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return new ApiError(status, err.message.split('\n')[0]!, 'invalid_request_error', err.code ?? null);
   return serverError();
+}
+
+/** 128 -> "128", 0.5 -> "0.5": fractional limits are allowed, so rounding would misstate them. */
+function formatMiB(bytes: number): string {
+  return String(Number((bytes / 1024 / 1024).toFixed(3)));
 }

@@ -40,4 +40,8 @@ export const overloaded = (retryAfterSeconds: number): ApiError =>
 
 export const notReady = (message: string): ApiError => new ApiError(503, message, 'service_unavailable', 'model_not_ready');
 
+/** 503 while the model loads, or for good once it failed to load (then with the reason, for the operator). */
+export const modelNotReady = (loadError: string | null): ApiError =>
+  notReady(loadError ? `the model failed to load: ${loadError}` : 'the model is still loading');
+
 export const serverError = (): ApiError => new ApiError(500, 'The server had an error while processing the request.', 'server_error', 'internal_error');

@@ -69,6 +69,7 @@ export class Engine {
       for (const seq of seqs) seq.finish('error', `n=${n} exceeds the ${this.runner.kv.shape.slots} sequences this engine decodes at once`);
     } else {
       this.waiting.push(seqs);
+      this.updateCounts();
       this.kick();
     }
     return group.events;
@@ -128,6 +129,7 @@ export class Engine {
       this.running[i] = moved;
     }
     this.running.pop();
+    this.updateCounts();
   }
 
   private async prefillGuarded(seqs: Sequence[]): Promise<void> {
@@ -143,6 +145,7 @@ export class Engine {
     const first = seqs[0]!;
     const firstSlot = this.running.length;
     this.running.push(...seqs);
+    this.updateCounts(); // before the first tokens' events leave, so metrics see these sequences
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
       if (i > 0) {

@@ -9,7 +9,7 @@ import { prepareChat, type PreparedChat } from '../../chat/prepare-request.ts';
 import { EngineBusyError } from '../../engine/worker/engine-client.ts';
 import type { DoneEvent, EngineEvent, TokenEvent } from '../../engine/request.ts';
 import type { AppDeps } from '../app.ts';
-import { ApiError, modelNotFound, notReady, overloaded, serverError } from '../errors.ts';
+import { ApiError, modelNotFound, modelNotReady, overloaded, serverError } from '../errors.ts';
 import {
   ChatCompletionRequestSchema,
   ChatCompletionResponseSchema,
@@ -39,7 +39,7 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   const started = performance.now();
   if (body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
   const ctx = deps.serving();
-  if (!ctx) throw notReady(deps.engine.loadError ? `the model failed to load: ${deps.engine.loadError}` : 'the model is still loading');
+  if (!ctx) throw modelNotReady(deps.engine.loadError);
 
   const controller = new AbortController();
   reply.raw.on('close', () => {

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { AppDeps } from '../app.ts';
-import { notReady } from '../errors.ts';
+import { modelNotReady } from '../errors.ts';
 import { ErrorResponseSchema } from '../schemas/errors.ts';
 
 const ModelListSchema = Type.Object({
@@ -35,7 +35,7 @@ export function modelRoutes(app: FastifyInstance, deps: AppDeps): void {
     ],
   }));
   app.get('/health', { schema: { summary: '200 when the model is loaded, 503 before', response: { 503: ErrorResponseSchema } } }, async () => {
-    if (!deps.serving()) throw notReady(deps.engine.loadError ? `the model failed to load: ${deps.engine.loadError}` : 'the model is still loading');
+    if (!deps.serving()) throw modelNotReady(deps.engine.loadError);
     return {};
   });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {

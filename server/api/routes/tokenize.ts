@@ -7,7 +7,7 @@ import { Type, type Static } from 'typebox';
 import { prepareChat } from '../../chat/prepare-request.ts';
 import type { AppDeps } from '../app.ts';
 import { imageReport } from './chat-completions.ts';
-import { modelNotFound, notReady } from '../errors.ts';
+import { modelNotFound, modelNotReady } from '../errors.ts';
 import { ChatCompletionRequestSchema, ImageReportSchema } from '../schemas/chat-completions.ts';
 import { ErrorResponseSchema } from '../schemas/errors.ts';
 
@@ -38,7 +38,7 @@ export function tokenizeRoute(app: FastifyInstance, deps: AppDeps): void {
       const body = request.body;
       if (body.model !== undefined && body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
       const ctx = deps.serving();
-      if (!ctx) throw notReady('the model is still loading');
+      if (!ctx) throw modelNotReady(deps.engine.loadError);
       const prepared = await prepareChat(ctx, { model: deps.config.servedModelName, ...body });
       return {
         count: prepared.promptTokens,

@@ -32,6 +32,8 @@ export class EngineClient {
   loadError: string | null = null;
   stats: EngineStats = { waiting: 0, running: 0, decodeSteps: 0, batchedDecodeSteps: 0, promptTokens: 0, generatedTokens: 0 };
   readonly ready: Promise<ModelInfo>;
+  /** Settles when the worker thread ends; it ends on its own when the model fails to load. */
+  private readonly exited: Promise<void>;
 
   constructor(checkpointDir: string, modelOptions: ModelOptions, private readonly options: EngineClientOptions) {
     const init: WorkerInit = { checkpointDir, options: modelOptions };
@@ -41,6 +43,8 @@ export class EngineClient {
     const tsxApi = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
     this.worker = new Worker(bootstrap, { eval: true, workerData: init });
+    // Listened for from the start: a worker whose load failed has exited long before shutdown().
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (msg: FromWorker) => {
         if (msg.type === 'ready') {
@@ -131,11 +135,10 @@ export class EngineClient {
     const deadline = Date.now() + timeoutMs;
     while (this.streams.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const id of this.streams.keys()) this.post({ type: 'abort', id });
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     if (this.info) this.post({ type: 'shutdown' });
     const timer = setTimeout(() => void this.worker.terminate(), Math.max(1000, deadline - Date.now()));
     if (!this.info) await this.worker.terminate();
-    await exited;
+    await this.exited;
     clearTimeout(timer);
   }
 }

@@ -8,9 +8,10 @@
 import { ModelRequestError, type ModelClient } from '../model-client.ts';
 import { smartResize } from '../../../server/vision/smart-resize.ts';
 import { buildMessages, type StepRecord } from './history.ts';
-import { parseResponse, ResponseParseError, type CoordinateMode } from './parse-response.ts';
+import { ResponseParseError, type CoordinateMode } from './parse-response.ts';
+import { responseToActions } from './response-actions.ts';
 import type { PromptVariant } from './prompt.ts';
-import { actionToCode } from './to-pyautogui.ts';
+import type { Agent, StepPrediction } from '../agent.ts';
 
 export interface UITarsConfig {
   /** 'relative' for UI-TARS-2B / v1 (0-1000), 'absolute' for UI-TARS-1.5 (smart-resized pixels). */
@@ -44,14 +45,8 @@ export const ARPO_UITARS: UITarsConfig = {
   maxPixels: 16384 * 28 * 28,
 };
 
-export interface Prediction {
-  /** The model's text, or "client error" when every try failed. */
-  prediction: string;
-  /** pyautogui code strings and/or control words (DONE, WAIT, FAIL). */
-  actions: string[];
-  /** Per model call: latency and token counts (for the trajectory). */
-  calls: { latencyMs: number; promptTokens: number; completionTokens: number; error?: string }[];
-}
+/** The model's text ("client error" when every try failed), actions and per-call details. */
+export type Prediction = StepPrediction & { calls: NonNullable<StepPrediction['calls']> };
 
 /** Width and height from a PNG's IHDR chunk. */
 export function pngSize(png: Uint8Array): { width: number; height: number } {
@@ -60,7 +55,7 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
 }
 
-export class UITarsAgent {
+export class UITarsAgent implements Agent {
   private history: StepRecord[] = [];
   private callUserCount = 0;
 
@@ -108,10 +103,12 @@ export class UITarsAgent {
         continue;
       }
       try {
-        const actions = this.toActions(text, coords, width, height);
+        const step = responseToActions(text, coords, { width, height }, () =>
+          ++this.callUserCount <= cfg.callUserTolerance ? 'WAIT' : 'FAIL',
+        );
         this.history.push({ screenshot, response: text });
-        if (!actions.special && this.history.length >= cfg.maxTrajectoryLength) return { prediction: text, actions: ['FAIL'], calls };
-        return { prediction: text, actions: actions.list, calls };
+        if (!step.special && this.history.length >= cfg.maxTrajectoryLength) return { prediction: text, actions: ['FAIL'], calls };
+        return { prediction: text, actions: step.actions, calls };
       } catch (err) {
         if (!(err instanceof ResponseParseError)) throw err;
         calls[calls.length - 1]!.error = `parse: ${err.message}`;
@@ -119,21 +116,5 @@ export class UITarsAgent {
       }
     }
     return { prediction: 'client error', actions: ['DONE'], calls };
-  }
-
-  /** Code per action; the first special action (finished, wait, error_env, call_user) decides alone. */
-  private toActions(text: string, coords: CoordinateMode, width: number, height: number): { list: string[]; special: boolean } {
-    const parsed = parseResponse(text, coords);
-    const list: string[] = [];
-    for (const action of parsed.actions) {
-      if (action.type === 'call_user') {
-        this.callUserCount++;
-        return { list: [this.callUserCount <= this.config.callUserTolerance ? 'WAIT' : 'FAIL'], special: true };
-      }
-      const code = actionToCode(action, parsed.thought, width, height);
-      if (code === 'DONE' || code === 'WAIT' || code === 'FAIL') return { list: [code], special: true };
-      list.push(code);
-    }
-    return { list, special: false };
   }
 }

@@ -1,0 +1,128 @@
+/**
+ * One task in one env, as OSWorld's run_single_example does it: reset and set up the env,
+ * screenshot, then up to maxSteps predictions, each action executed with a pause and followed
+ * by a screenshot, then the evaluation; every step lands in the OSWorld result layout.
+ * DONE and FAIL end the episode, WAIT pauses; result.txt is written last.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Agent } from '../agent/agent.ts';
+import type { EnvHandle } from '../env/provider.ts';
+import { InfrastructureError } from '../env/setup/errors.ts';
+import type { FileCache } from '../env/setup/file-cache.ts';
+import { runSetup } from '../env/setup/setup-controller.ts';
+import { evaluateTask } from '../eval/evaluate.ts';
+import { osworldTimestamp } from '../results/layout.ts';
+import type { TaskResultWriter } from '../results/writer.ts';
+import type { LoadedTask } from '../tasks/load-tasks.ts';
+
+export interface TaskRunOptions {
+  maxSteps: number;
+  /** Pause after each action (OSWorld's --sleep_after_execution). */
+  sleepAfterExecutionMs: number;
+  /** Pause after setup before the first screenshot (OSWorld: 5 s). */
+  settleMs: number;
+  record: boolean;
+}
+
+/** Stops a run that its caller gave up on (timeout): no further step, no result written. */
+export class TaskAbortedError extends Error {
+  override name = 'TaskAbortedError';
+}
+
+export interface TaskOutcome {
+  score: number;
+  steps: number;
+  lastAction: string | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function screenshot(env: EnvHandle): Promise<Uint8Array> {
+  const png = await env.client.screenshot();
+  if (!png || png.length === 0) throw new InfrastructureError('the env returned no screenshot');
+  return png;
+}
+
+export async function runTask(
+  env: EnvHandle,
+  agent: Agent,
+  loaded: LoadedTask,
+  writer: TaskResultWriter,
+  cache: FileCache,
+  opts: TaskRunOptions,
+  signal?: AbortSignal,
+): Promise<TaskOutcome> {
+  const check = (): void => {
+    if (signal?.aborted) throw new TaskAbortedError('task abandoned');
+  };
+  const { task } = loaded;
+  const taskBase = path.dirname(loaded.file);
+  writer.begin();
+  writer.log(`task ${loaded.domain}/${loaded.id}: ${task.instruction}`);
+  await env.reset();
+  await runSetup({ env, cache, localBase: taskBase }, (task.config ?? []) as { type: string; parameters?: Record<string, unknown> }[]);
+  await sleep(opts.settleMs);
+  let obs = await screenshot(env);
+  let ts = osworldTimestamp();
+  writer.screenshot(`step_reset_${ts}.png`, obs);
+  writer.trajectory({ step_num: 0, instruction: task.instruction, action_timestamp: ts, action: 'reset', reward: 0, done: false, info: {}, screenshot_file: `step_reset_${ts}.png` });
+  if (opts.record) await env.client.startRecording();
+  agent.reset(loaded.id);
+
+  let done = false;
+  let step = 0;
+  let lastAction: string | null = null;
+  while (!done && step < opts.maxSteps) {
+    check();
+    const pred = await agent.predict(task.instruction, obs);
+    check();
+    for (const action of pred.actions) {
+      const info: Record<string, boolean> = {};
+      if (action === 'DONE') {
+        done = info.done = true;
+      } else if (action === 'FAIL') {
+        done = info.fail = true;
+      } else if (action === 'WAIT') {
+        await sleep(opts.sleepAfterExecutionMs); // OSWorld sleeps twice for WAIT
+      } else {
+        const r = await env.client.executePython(action);
+        if (r.status === 'error') writer.log(`execute error: ${r.message}`);
+        else if (r.returncode !== 0) writer.log(`action exited ${r.returncode}: ${r.error.trim().split('\n').pop() ?? ''}`);
+      }
+      lastAction = action;
+      await sleep(opts.sleepAfterExecutionMs);
+      obs = await screenshot(env);
+      ts = osworldTimestamp();
+      const file = `step_${step + 1}_${ts}.png`;
+      writer.screenshot(file, obs);
+      writer.trajectory({
+        step_num: step + 1,
+        prediction: pred.prediction,
+        action_timestamp: ts,
+        action,
+        reward: 0,
+        done,
+        info,
+        screenshot_file: file,
+        ...(pred.calls ? { model_calls: pred.calls } : {}),
+      });
+      if (done) break;
+    }
+    step++;
+  }
+  // Files the getters fetch live in a scratch folder, not in the result layout.
+  const evalDir = fs.mkdtempSync(path.join(os.tmpdir(), `eval-${loaded.id}-`));
+  let score: number;
+  try {
+    score = await evaluateTask({ env, cache, workDir: evalDir, taskBase }, task, lastAction);
+  } finally {
+    fs.rmSync(evalDir, { recursive: true, force: true });
+  }
+  check();
+  if (opts.record) writer.file('recording.mp4', await env.client.endRecording());
+  writer.log(`result ${score}`);
+  writer.result(score);
+  return { score, steps: step, lastAction };
+}

@@ -1,0 +1,99 @@
+/**
+ * A trial's summary from its result folder (the durable record): per domain, how many tasks
+ * are scored, their mean score, and which tasks have no result (errors or not run yet).
+ * Written as summary.json next to the domains, and printed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { TaskRef } from '../tasks/load-tasks.ts';
+import { readScore, taskDir, trialDir, type TrialPath } from './layout.ts';
+import { writeFileAtomic } from './writer.ts';
+
+export interface DomainSummary {
+  tasks: number;
+  scored: number;
+  success: number;
+  /** Sum of scores / tasks scored. */
+  meanScore: number;
+}
+
+export interface TrialSummary {
+  version: 1;
+  trial: TrialPath;
+  tasks: number;
+  scored: number;
+  /** Mean score over all tasks of the list (missing results count 0, as OSWorld's pass@n does). */
+  successRate: number;
+  /** Mean score over scored tasks only (OSWorld's runner prints this). */
+  scoredSuccessRate: number;
+  domains: Record<string, DomainSummary>;
+  unscored: { domain: string; id: string; error: string | null }[];
+}
+
+function lastError(dir: string): string | null {
+  const traj = path.join(dir, 'traj.jsonl');
+  if (!fs.existsSync(traj)) return null;
+  const lines = fs.readFileSync(traj, 'utf8').trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const entry = JSON.parse(line) as { Error?: string };
+      if (entry.Error) return entry.Error;
+    } catch {
+      // a torn last line from a killed run: ignore it
+    }
+  }
+  return null;
+}
+
+export function summarizeTrial(trial: TrialPath, tasks: TaskRef[]): TrialSummary {
+  const domains: Record<string, DomainSummary> = {};
+  const unscored: TrialSummary['unscored'] = [];
+  let scored = 0;
+  let total = 0;
+  for (const ref of tasks) {
+    const d = (domains[ref.domain] ??= { tasks: 0, scored: 0, success: 0, meanScore: 0 });
+    d.tasks++;
+    const dir = taskDir(trial, ref);
+    const file = path.join(dir, 'result.txt');
+    if (!fs.existsSync(file)) {
+      unscored.push({ domain: ref.domain, id: ref.id, error: lastError(dir) });
+      continue;
+    }
+    const score = readScore(file);
+    d.scored++;
+    d.meanScore += score;
+    if (score > 0.5) d.success++;
+    scored++;
+    total += score;
+  }
+  for (const d of Object.values(domains)) d.meanScore = d.scored ? d.meanScore / d.scored : 0;
+  return {
+    version: 1,
+    trial,
+    tasks: tasks.length,
+    scored,
+    successRate: tasks.length ? total / tasks.length : 0,
+    scoredSuccessRate: scored ? total / scored : 0,
+    domains,
+    unscored,
+  };
+}
+
+export function writeSummary(summary: TrialSummary): string {
+  const file = path.join(trialDir(summary.trial), 'summary.json');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
+  return file;
+}
+
+export function formatSummary(s: TrialSummary): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  const lines = Object.entries(s.domains).map(
+    ([name, d]) => `  ${name.padEnd(20)} ${String(d.success).padStart(3)}/${d.tasks} succeeded (${d.scored} scored, mean ${d.meanScore.toFixed(3)})`,
+  );
+  return [
+    `trial ${s.trial.trialId}: ${pct(s.successRate)} over ${s.tasks} tasks (${s.scored} scored; ${pct(s.scoredSuccessRate)} of scored)`,
+    ...lines,
+    ...(s.unscored.length ? [`  ${s.unscored.length} task(s) without a result (see summary.json)`] : []),
+  ].join('\n');
+}

@@ -37,6 +37,8 @@ if [ $with_test -eq 1 ]; then
   # Debian's python3 with PyTorch, numpy and Pillow: the reference implementation that
   # the parity tests compare the engine with, and PIL's resampler for image parity.
   apt_install python3 python3-numpy python3-pil python3-torch
+  # The desktops the harness tests drive (Xvfb, apps, ffmpeg, ...).
+  bash scripts/install-desktop.sh
 fi
 
 # npm packages: reinstall only when package-lock.json changed since the last install.

@@ -1,0 +1,104 @@
+/**
+ * run-multienv end to end on real desktops: ARPO's flags, resume, infrastructure errors that
+ * are recorded (never scored 0), and the live UI-TARS agent against the real model server.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { buildProgram, main, modelUrls, normaliseArgv } from '../../../harness/cli/run-multienv.ts';
+import { REPO_ROOT } from '../../../server/model/checkpoint/tiny.ts';
+import { startTestServer } from '../../helpers/server.ts';
+
+const LOCAL = path.join(REPO_ROOT, 'evaluation_examples/local');
+const HELLO = 'local-os-hello-file';
+const INFEASIBLE = 'local-os-infeasible-printer';
+
+function suite(dir: string, ids: string[]): string {
+  const file = path.join(dir, 'list.json');
+  fs.writeFileSync(file, JSON.stringify({ os: ids }));
+  return file;
+}
+
+const common = (resultDir: string, list: string): string[] => [
+  '--test_config_base_dir', LOCAL, '--test_all_meta_path', list, '--result_dir', resultDir,
+  '--sleep_after_execution', '0.3', '--settle-seconds', '0.5', '--no-record',
+];
+const taskPath = (resultDir: string, id: string, model = 'ui-tars'): string =>
+  path.join(resultDir, 'pyautogui', 'screenshot', model, '0', 'os', id);
+
+t.test('flags: OSWorld spellings, ARPO-effective defaults, endpoints per env', async (t) => {
+  t.same(normaliseArgv(['--num_envs', '8', '--trial-id', '0', '--result_dir=x', 'plain_arg']), ['--num-envs', '8', '--trial-id', '0', '--result-dir=x', 'plain_arg']);
+  const p = buildProgram().exitOverride();
+  p.parse(normaliseArgv(['--num_envs', '8', '--trial-id', '3']), { from: 'user' });
+  const o = p.opts();
+  t.equal(o.numEnvs, 8);
+  t.equal(o.trialId, '3');
+  t.equal(o.temperature, 0, 'ARPO sent temperature 0');
+  t.equal(o.frequencyPenalty, 1);
+  t.equal(o.maxTokens, 4096);
+  t.equal(o.maxTrajectoryLength, 15);
+  t.same(modelUrls({ serverIp: 'http://127.0.0.1', serverPort: 9000, serverPorts: 8 }).slice(0, 2), ['http://127.0.0.1:9000/v1', 'http://127.0.0.1:9001/v1']);
+  const help = buildProgram().helpInformation();
+  for (const flag of ['--num-envs', '--trial-id', '--test-all-meta-path', '--provider', '--model-urls', '--task-timeout', '--max-retries', '--agent']) {
+    t.match(help, flag, `--help explains ${flag}`);
+  }
+  await t.rejects(main(['--num_envs', 'many']), /--num-envs must be an integer/);
+});
+
+t.test('oracles score 1; a rerun resumes: finished tasks are kept, unfinished ones redone', async (t) => {
+  const dir = t.testdir({});
+  const list = suite(dir, [HELLO, INFEASIBLE]);
+  const results = path.join(dir, 'results');
+  const args = [...common(results, list), '--agent', 'replay', '--replay-dir', path.join(LOCAL, 'oracles'), '--num_envs', '2'];
+  t.equal(await main(args), 0);
+  for (const id of [HELLO, INFEASIBLE]) t.equal(fs.readFileSync(path.join(taskPath(results, id), 'result.txt'), 'utf8'), '1\n', `${id} scored 1`);
+  const summary = JSON.parse(fs.readFileSync(path.join(results, 'pyautogui/screenshot/ui-tars/0/summary.json'), 'utf8')) as { successRate: number };
+  t.equal(summary.successRate, 1);
+
+  // Simulate a run killed during the hello task: its result is gone and a stray file is left.
+  const hello = taskPath(results, HELLO);
+  const before = fs.statSync(path.join(taskPath(results, INFEASIBLE), 'result.txt')).mtimeMs;
+  fs.rmSync(path.join(hello, 'result.txt'));
+  fs.writeFileSync(path.join(hello, 'half-written.png.tmp'), 'x');
+  t.equal(await main(args), 0);
+  t.equal(fs.readFileSync(path.join(hello, 'result.txt'), 'utf8'), '1\n', 'the unfinished task was redone');
+  t.notOk(fs.existsSync(path.join(hello, 'half-written.png.tmp')), 'its old files were cleared first');
+  t.equal(fs.statSync(path.join(taskPath(results, INFEASIBLE), 'result.txt')).mtimeMs, before, 'the finished task was left alone');
+});
+
+t.test('an unreachable model server is an infrastructure error, not a score', async (t) => {
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  const args = [
+    ...common(results, suite(dir, [HELLO])),
+    '--model-urls', 'http://127.0.0.1:9/v1', '--model-retries', '1', '--max-retries', '1', '--model', 'unreachable',
+  ];
+  t.equal(await main(args), 0);
+  const task = taskPath(results, HELLO, 'unreachable');
+  t.notOk(fs.existsSync(path.join(task, 'result.txt')), 'no score was written');
+  const lines = fs.readFileSync(path.join(task, 'traj.jsonl'), 'utf8').trim().split('\n');
+  t.match(JSON.parse(lines.at(-1)!), { Error: /Infrastructure error .*unavailable/ });
+  const summary = JSON.parse(fs.readFileSync(path.join(results, 'pyautogui/screenshot/unreachable/0/summary.json'), 'utf8')) as {
+    scored: number;
+    unscored: { error: string }[];
+  };
+  t.equal(summary.scored, 0);
+  t.match(summary.unscored[0]!.error, /unavailable/);
+});
+
+t.test('the UI-TARS agent against the real server: unparsable answers are retried, then the episode ends', async (t) => {
+  const server = await startTestServer(t, {});
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  const args = [...common(results, suite(dir, [HELLO])), '--model-urls', `${server.url}/v1`, '--max-tokens', '16', '--max-steps', '2', '--model', 'tiny'];
+  t.equal(await main(args), 0);
+  const task = taskPath(results, HELLO, 'tiny');
+  // The random-weight model never writes "Action:": three tries, then "client error" -> DONE, evaluated.
+  const lines = fs.readFileSync(path.join(task, 'traj.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const step = lines[1]!;
+  t.equal(step.prediction, 'client error');
+  t.equal(step.action, 'DONE');
+  t.equal((step.model_calls as unknown[]).length, 3, 'three model calls');
+  t.match(step.model_calls, [{ error: /parse/ }, { error: /parse/ }, { error: /parse/ }]);
+  t.equal(fs.readFileSync(path.join(task, 'result.txt'), 'utf8'), '0\n', 'the task was evaluated: not solved');
+});

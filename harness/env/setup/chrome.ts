@@ -67,7 +67,25 @@ export async function updateBrowseHistory(
 import glob, json, os, sqlite3, time
 entries = json.loads(${JSON.stringify(JSON.stringify(history))})
 home = os.path.expanduser('~')
-paths = glob.glob(home + '/.config/google-chrome/*/History') + glob.glob(home + '/.config/chromium/*/History')
+def find():
+    return glob.glob(home + '/.config/google-chrome/*/History') + glob.glob(home + '/.config/chromium/*/History')
+paths = find()
+if not paths:
+    # A fresh profile has no History yet (tasks add history before launching Chrome):
+    # one headless start of the env's Chromium creates the profile and its database.
+    import subprocess
+    proc = subprocess.Popen(['google-chrome', '--headless=new', 'about:blank'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not find():
+        time.sleep(0.5)
+    time.sleep(2)  # let it finish creating the profile before it is stopped
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    paths = find()
 if not paths:
     raise SystemExit('no Chromium History database under ' + home)
 db = sqlite3.connect(paths[0])

@@ -70,7 +70,12 @@ export const STEPS: Record<string, StepFn> = {
     await ctx.env.client.openFile(str(p, 'path'));
   },
   async launch(ctx, p) {
-    await ctx.env.client.launch(command(p), shell(p));
+    const cmd = command(p);
+    // OSWorld's VM forwards port 9222 to Chrome's debugging port with socat; our envs expose
+    // Chromium's debugging port directly (EnvHandle.ports.chromium), so that plumbing is skipped.
+    const program = Array.isArray(cmd) ? cmd[0] : cmd.trim().split(/\s+/)[0];
+    if (program === 'socat') return;
+    await ctx.env.client.launch(cmd, shell(p));
   },
   execute,
   command: execute,

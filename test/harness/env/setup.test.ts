@@ -47,8 +47,16 @@ t.test('setup steps on a real desktop', { skip }, async (t) => {
   t.notOk(isSupportedStep('login'));
   t.ok(isSupportedStep('chrome_open_tabs'));
 
-  // Chromium: launched as the tasks do (any port: the wrapper uses the env's), tabs over CDP.
+  // Browse history before Chrome runs (as the task data orders it): the profile is created first.
   await runSetup(ctx, [
+    { type: 'update_browse_history', parameters: { history: [{ url: 'https://example.org/visited', title: 'Visited page', visit_time_from_now_in_seconds: 3600 }] } },
+  ]);
+  const rows = await env.client.execute(['python3', '-c', "import glob,os,sqlite3; p=glob.glob(os.path.expanduser('~/.config/google-chrome/*/History'))[0]; print(sqlite3.connect(p).execute('select url, title from urls').fetchall())"]);
+  t.match(rows, { status: 'success', output: /https:\/\/example\.org\/visited.*Visited page/ }, 'the visit is in Chromium\'s History');
+
+  // Chromium: launched as the tasks do (any port: the wrapper uses the env's; socat plumbing skipped), tabs over CDP.
+  await runSetup(ctx, [
+    { type: 'launch', parameters: { command: ['socat', 'tcp-listen:9222,fork', 'tcp:localhost:1337'] } },
     { type: 'launch', parameters: { command: ['google-chrome', '--remote-debugging-port=1337'] } },
     { type: 'chrome_open_tabs', parameters: { urls_to_open: ['about:blank#one', 'about:blank#two', 'about:blank#three'] } },
     { type: 'chrome_close_tabs', parameters: { urls_to_close: ['about:blank#two'] } },

@@ -96,6 +96,7 @@ export class Engine {
         await this.prefillGuarded(this.waiting.shift()!);
       }
       if (this.running.length > 0) await this.decodeStep();
+      if (this.running.length === 0 && this.waiting.length === 0) this.runner.kv.shrink();
       this.updateCounts();
       // Let the event loop deliver events and accept new requests between steps.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -197,6 +198,7 @@ export class Engine {
       const imageIndex: bigint[] = [];
       for (let r = 0; r < count; r++) if (ids[from + r] === tokens.imagePad) imageIndex.push(BigInt(r));
       const rows = imageIndex.length;
+      this.runner.kv.ensureCapacity(from + count, [...this.running.map((s) => s.cachedLength), from]);
       logits = await this.runner.decode({
         firstSlot: slot,
         batch: 1,
@@ -233,6 +235,8 @@ export class Engine {
       this.rope.fillText(cos, sin, b, seq.nextPosition, 1);
     }
     const vocab = this.config.text.vocabSize;
+    const cached = this.running.map((s) => s.cachedLength);
+    this.runner.kv.ensureCapacity(Math.max(...cached) + 1, cached);
     const logits = await this.runner.decode({
       firstSlot: 0,
       batch: n,

@@ -20,7 +20,7 @@ const requests = [
   {
     model: MODEL,
     messages: [{ role: 'user', content: [imagePart(screenshot), { type: 'text', text: 'Open the settings menu.' }] }],
-    max_tokens: 48,
+    max_tokens: 400,
     temperature: 1,
     seed: 11,
   },
@@ -30,7 +30,7 @@ const requests = [
       { role: 'system', content: 'You are a GUI agent.' },
       { role: 'user', content: 'Scroll down to the bottom of the page and click Save.' },
     ],
-    max_tokens: 40,
+    max_tokens: 400,
     temperature: 0.8,
     top_p: 0.95,
     seed: 12,

@@ -1,5 +1,21 @@
 /** Every getter this project implements, by OSWorld's name (the coverage report reads this table). */
 import type { Getter } from '../types.ts';
+import { accessibilityTree, defaultVideoPlayer, gimpConfigFile, listDirectory, vlcConfig, vlcPlayingInfo, vscodeConfig } from './apps.ts';
+import {
+  activeTabInfo,
+  activeTabUrlParse,
+  activeUrlFromAccessTree,
+  bookmarks,
+  chromeFontSize,
+  dataDeleteAutomatically,
+  defaultSearchEngine,
+  enableDoNotTrack,
+  enableEnhancedSafetyBrowsing,
+  newStartupPage,
+  openTabsInfo,
+  profileName,
+  urlDashPart,
+} from './chrome.ts';
 import { rule, vmCommandError, vmCommandLine, vmScreenSize, vmTerminalOutput, vmWindowSize } from './env-state.ts';
 import { cacheFile, cloudFile, vmFile, vmWallpaper } from './files.ts';
 
@@ -14,4 +30,26 @@ export const GETTERS: Record<string, Getter> = {
   vm_terminal_output: vmTerminalOutput,
   vm_screen_size: vmScreenSize,
   vm_window_size: vmWindowSize,
+  // chrome
+  active_url_from_accessTree: activeUrlFromAccessTree,
+  active_tab_info: activeTabInfo,
+  active_tab_url_parse: activeTabUrlParse,
+  url_dashPart: urlDashPart,
+  open_tabs_info: openTabsInfo,
+  bookmarks,
+  profile_name: profileName,
+  chrome_font_size: chromeFontSize,
+  enable_do_not_track: enableDoNotTrack,
+  enable_enhanced_safety_browsing: enableEnhancedSafetyBrowsing,
+  new_startup_page: newStartupPage,
+  data_delete_automacally: dataDeleteAutomatically,
+  default_search_engine: defaultSearchEngine,
+  // apps
+  vlc_config: vlcConfig,
+  vlc_playing_info: vlcPlayingInfo,
+  gimp_config_file: gimpConfigFile,
+  accessibility_tree: accessibilityTree,
+  vscode_config: vscodeConfig,
+  default_video_player: defaultVideoPlayer,
+  list_directory: listDirectory,
 };

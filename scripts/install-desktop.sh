@@ -17,7 +17,7 @@ done
 CORE=(
   xvfb openbox xdotool x11-utils x11-apps x11-xserver-utils scrot imagemagick ffmpeg wmctrl xclip
   dbus-x11 at-spi2-core python3-pyatspi python3-xlib python3-pil python3-openpyxl python3-docx python3-lxml
-  xterm fonts-dejavu fonts-liberation
+  xterm fonts-dejavu fonts-liberation sqlite3
 )
 APPS=(
   libreoffice-calc libreoffice-writer libreoffice-impress libreoffice-gtk3 python3-uno

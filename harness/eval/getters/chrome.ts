@@ -3,6 +3,9 @@
  * (from the accessibility tree, else the visible tab over CDP), open tabs and page content over
  * CDP (playwright-core), and the profile's JSON files (Bookmarks, Preferences) read from the env.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { connectChrome } from '../../env/setup/chrome.ts';
 import { InfrastructureError } from '../../env/setup/errors.ts';
 import type { EvalContext, Getter } from '../types.ts';
@@ -165,3 +168,223 @@ export const newStartupPage = pref((p) => {
 }, 'Google');
 export const dataDeleteAutomatically = pref((p) => (dig(p, 'profile', 'default_content_setting_values') != null ? 'true' : 'false'), 'Google');
 export const defaultSearchEngine = pref((p) => dig(p, 'default_search_provider_data', 'template_url_data', 'short_name') ?? 'Google', 'Google');
+
+/** OSWorld's normalize_url for matching tabs: percent-decoded, trailing slashes dropped. */
+const normalizeUrl = (u: string): string => {
+  let s = u;
+  try {
+    s = decodeURIComponent(u);
+  } catch {
+    /* keep as is */
+  }
+  return s.replace(/\/+$/, '');
+};
+
+type Page = import('playwright-core').Page;
+
+/** Texts of the elements matching a CSS selector (text_content, stripped), [] on error. */
+async function texts(page: Page, selector: string): Promise<string[]> {
+  try {
+    return await page.$$eval(selector, (els) => els.map((e) => (e.textContent ?? '').trim()));
+  } catch {
+    return [];
+  }
+}
+
+/** OSWorld's get_active_tab_html_parse: text picked from the active tab by class, label, xpath or input. */
+export const activeTabHtmlParse: Getter = async (ctx, config) => {
+  const activeUrl = (await activeUrlFromAccessTree(ctx, config)) as string | null;
+  if (typeof activeUrl !== 'string') return null;
+  const browser = await connectChrome(ctx.env);
+  try {
+    let target: Page | null = null;
+    for (const context of browser.contexts()) {
+      for (const page of context.pages()) {
+        try {
+          await page.waitForLoadState('networkidle', { timeout: 60_000 });
+          if (page.isClosed()) continue;
+          if (normalizeUrl(page.url()) === normalizeUrl(activeUrl)) {
+            target = page;
+            break;
+          }
+        } catch {
+          continue;
+        }
+      }
+      if (target) break;
+    }
+    if (!target) return {};
+    const page = target;
+    const out: Record<string, unknown> = {};
+    const obj = (k: string) => (config[k] ?? {}) as Record<string, unknown>;
+    const category = config.category;
+    if (category === 'class') {
+      for (const [cls, order] of Object.entries(obj('class_multiObject'))) {
+        const found = await texts(page, `.${cls}`);
+        for (const [idx, key] of Object.entries(order as Record<string, string>)) out[key] = found[Number(idx)] ?? '';
+      }
+      for (const [cls, order] of Object.entries(obj('class_multiObject_child'))) {
+        // direct text nodes of the first matching element
+        let found: string[] = [];
+        try {
+          found = await page.$$eval(`.${cls}`, (els) =>
+            els.length ? Array.from(els[0]!.childNodes as ArrayLike<{ nodeType: number; textContent: string | null }>).filter((n) => n.nodeType === 3).map((n) => (n.textContent ?? '').trim()).filter(Boolean) : [],
+          );
+        } catch {
+          found = [];
+        }
+        for (const [idx, key] of Object.entries(order as Record<string, string>)) out[key] = found[Number(idx)] ?? '';
+      }
+      for (const [cls, order] of Object.entries(obj('class_multiObject_only_child'))) {
+        let found: string[] = [];
+        try {
+          found = await page.$$eval(`.${cls}`, (els) => els.map((e) => e.querySelector('h3')).filter((h) => h !== null).map((h) => (h!.textContent ?? '').trim()));
+        } catch {
+          found = [];
+        }
+        for (const [idx, key] of Object.entries(order as Record<string, string>)) out[key] = found[Number(idx)] ?? '';
+      }
+      for (const [cls, list] of Object.entries(obj('class_multiObject_search_exist'))) {
+        const found = await texts(page, `.${cls}`);
+        const wanted = list as string[];
+        for (const w of wanted) if (w !== 'is_other_exist') out[w] = found.includes(w);
+        if (wanted.includes('is_other_exist')) out.is_other_exist = found.some((f) => !wanted.includes(f));
+      }
+      for (const [cls, key] of Object.entries(obj('class_singleObject'))) out[key as string] = (await texts(page, `.${cls}`))[0] ?? '';
+    } else if (category === 'label') {
+      for (const [label, key] of Object.entries(obj('labelObject'))) {
+        try {
+          out[key as string] = ((await page.locator(`text=${label}`).first().textContent({ timeout: 30_000 })) ?? '').trim();
+        } catch {
+          out[key as string] = '';
+        }
+      }
+    } else if (category === 'xpath') {
+      for (const [xpath, key] of Object.entries(obj('xpathObject'))) {
+        try {
+          let loc = page.locator(`xpath=${xpath}`);
+          if ((await loc.count()) === 0) loc = page.locator(xpath);
+          out[key as string] = (await loc.count()) > 0 ? ((await loc.first().textContent({ timeout: 30_000 })) ?? '').trim() : '';
+        } catch {
+          out[key as string] = '';
+        }
+      }
+    } else if (category === 'input') {
+      for (const [xpath, key] of Object.entries(obj('inputObject'))) {
+        try {
+          const loc = page.locator(`xpath=${xpath}`);
+          out[key as string] = (await loc.count()) > 0 ? (await loc.first().inputValue({ timeout: 30_000 })).trim() : '';
+        } catch {
+          out[key as string] = '';
+        }
+      }
+    } else if (category === 'class&url') {
+      const presence = (found: string[], wanted: string[]) => {
+        for (const w of wanted) if (found.some((f) => f.toLowerCase() === w.toLowerCase())) out[w.toLowerCase()] = true;
+        if (found.some((f) => wanted.every((w) => !w.toLowerCase().includes(f.toLowerCase())))) out.is_other_exist = true;
+        if (!('is_other_exist' in out)) out.is_other_exist = false;
+      };
+      for (const [cls, wanted] of Object.entries(obj('class_multiObject'))) presence(await texts(page, `.${cls}`), wanted as string[]);
+      for (const [cls, wanted] of Object.entries(obj('class_multiObject_li'))) {
+        let found: string[] = [];
+        try {
+          found = await page.$$eval(`.${cls} li.catAllProducts`, (els) => els.map((e) => e.querySelector('span')).filter((s) => s !== null).map((s) => (s as unknown as { innerText: string }).innerText.trim()));
+        } catch {
+          found = [];
+        }
+        presence(found, wanted as string[]);
+      }
+      const url = page.url().toLowerCase();
+      for (const key of (config.url_include_expected as string[] | undefined) ?? []) if (!(key.toLowerCase() in out)) out[key.toLowerCase()] = url.includes(key.toLowerCase());
+      for (const [key, value] of Object.entries(obj('url_include_expected_multichoice'))) {
+        const v = String(value).toLowerCase();
+        if (!(v in out)) out[v] = url.includes(key.toLowerCase());
+      }
+    }
+    return out;
+  } finally {
+    await browser.close();
+  }
+};
+
+/** OSWorld's get_page_info: open config.url in a new tab, {title, url, content}. */
+export const pageInfo: Getter = async (ctx, config) => {
+  const url = String(config.url);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const browser = await connectChrome(ctx.env).catch(() => null);
+    if (!browser) continue;
+    try {
+      const context = browser.contexts()[0] ?? (await browser.newContext());
+      const page = await context.newPage();
+      page.setDefaultTimeout(60_000);
+      await page.goto(url, { waitUntil: 'networkidle', timeout: 60_000 });
+      let info: { title: string; url: string; content: string };
+      try {
+        await page.waitForLoadState('networkidle', { timeout: 60_000 });
+        info = { title: await page.title(), url: page.url(), content: await page.content() };
+      } catch (err) {
+        info = { title: err instanceof Error && err.name === 'TimeoutError' ? 'Load timeout' : 'Error encountered', url: page.url(), content: await page.content() };
+      }
+      await page.close().catch(() => undefined);
+      return info;
+    } catch {
+      /* retried, then "Connection failed" */
+    } finally {
+      await browser.close();
+    }
+  }
+  return { title: 'Connection failed', url, content: '' };
+};
+
+const fail = (k: string): never => {
+  throw new Error(`no ${k}`);
+};
+/** Every installed extension's path (Preferences extensions.settings.*.path); "Google" when unreadable, as OSWorld. */
+export const findUnpackedExtensionPath = pref((p) => Object.values((dig(p, 'extensions', 'settings') ?? {}) as Record<string, { path: string }>).map((e) => e.path ?? fail('path')), 'Google');
+/** Every installed extension's manifest name. */
+export const findInstalledExtensionName = pref((p) => Object.values((dig(p, 'extensions', 'settings') ?? {}) as Record<string, { manifest: { name: string } }>).map((e) => e.manifest.name ?? fail('name')), 'Google');
+
+/** `Local State` browser.enabled_labs_experiments ([] when unreadable). */
+export const enabledExperiments: Getter = async (ctx) => {
+  const data = await ctx.env.client.getFile(await homePath(ctx, '.config/google-chrome/Local State'));
+  if (!data) return [];
+  try {
+    return (dig(JSON.parse(data.toString('utf8')), 'browser', 'enabled_labs_experiments') as unknown[] | undefined) ?? [];
+  } catch {
+    return [];
+  }
+};
+
+/** Rows of a query on a SQLite file of the profile (fetched to workDir), as OSWorld's fetchall(); null on error. */
+async function profileSqlite(ctx: EvalContext, file: string, dest: string, sql: string): Promise<unknown[][] | null> {
+  const data = await ctx.env.client.getFile(await homePath(ctx, `${PROFILE}/${file}`));
+  if (!data) return null;
+  fs.mkdirSync(ctx.workDir, { recursive: true });
+  const p = path.join(ctx.workDir, path.basename(dest));
+  fs.writeFileSync(p, data);
+  try {
+    const out = execFileSync('sqlite3', ['-json', `file:${p}?immutable=1`, sql], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    const rows = out.trim() ? (JSON.parse(out) as Record<string, unknown>[]) : [];
+    return rows.map((r) => Object.values(r));
+  } catch {
+    return null;
+  }
+}
+
+/** The profile's Cookies rows (SELECT * FROM cookies; column 1 is host_key). */
+export const cookieData: Getter = async (ctx, config) => profileSqlite(ctx, 'Cookies', String(config.dest ?? 'Cookies'), 'SELECT * FROM cookies');
+/** The profile's History rows (url, title, last_visit_time). */
+export const history: Getter = async (ctx, config) => profileSqlite(ctx, 'History', String(config.dest ?? 'History'), 'SELECT url, title, last_visit_time FROM urls');
+
+/** The .desktop files on the desktop: { name: content }. */
+export const shortcutsOnDesktop: Getter = async (ctx) => {
+  const desktop = await ctx.env.client.desktopPath();
+  const tree = (await ctx.env.client.listDirectory(desktop)) as { children?: { name: string }[] };
+  const out: Record<string, string> = {};
+  for (const c of tree.children ?? []) {
+    if (!c.name.endsWith('.desktop')) continue;
+    const data = await ctx.env.client.getFile(await homePath(ctx, `Desktop/${c.name}`));
+    if (data) out[c.name] = data.toString('utf8');
+  }
+  return out;
+};

@@ -1,5 +1,6 @@
 /** OSWorld's browser metrics (metrics/chrome.py) over what the chrome getters return. */
 import type { Metric } from '../types.ts';
+import { looseEqual } from './rules.ts';
 
 type R = Record<string, unknown>;
 const rec = (v: unknown): R => (v && typeof v === 'object' ? (v as R) : {});
@@ -83,4 +84,69 @@ export const checkFontSize: Metric = (fontSize, rule) => {
   if (r.type === 'value') return size === r.value ? 1 : 0;
   if (r.type === 'range') return Number(r.min) < size && size < Number(r.max) ? 1 : 0;
   throw new Error(`unknown type ${String(r.type)}`);
+};
+
+type Rule = Record<string, unknown>;
+const ruleOf = (v: unknown): Rule => (v && typeof v === 'object' ? (v as Rule) : {});
+const unsupportedRule = (r: Rule): never => {
+  throw new TypeError(`${String(r.type)} not support yet!`);
+};
+
+/** No cookie's host (column 1) matches one of rule.domains (compare_urls). */
+export const isCookieDeleted: Metric = (result, rule) => {
+  const r = ruleOf(rule);
+  if (r.type !== 'domains') return unsupportedRule(r);
+  const hosts = ((result as unknown[][] | null) ?? []).map((c) => String(c[1]));
+  return (r.domains as string[]).some((d) => hosts.some((h) => compareUrls(d, h))) ? 0 : 1;
+};
+
+/** No history URL contains one of rule.keywords. */
+export const checkHistoryDeleted: Metric = (result, rule) => {
+  const r = ruleOf(rule);
+  if (r.type !== 'keywords') return unsupportedRule(r);
+  const urls = ((result as unknown[][] | null) ?? []).map((h) => String(h[0]));
+  return (r.keywords as string[]).some((k) => urls.some((u) => u.includes(k))) ? 0 : 1;
+};
+
+/** The enabled chrome://flags experiments (names before "@") equal rule.names, in order. */
+export const checkEnabledExperiments: Metric = (result, rule) => {
+  const r = ruleOf(rule);
+  if (r.type !== 'names') return unsupportedRule(r);
+  const names = ((result as string[] | null) ?? []).map((e) => e.split('@')[0]);
+  return looseEqual(names, r.names) ? 1 : 0;
+};
+
+/** Every rule.items string occurs in the page content. */
+export const isAddedToSteamCart: Metric = (result, rule) => {
+  const content = String(ruleOf(result).content ?? '');
+  return ((ruleOf(rule).items as string[] | undefined) ?? []).every((i) => content.includes(i)) ? 1 : 0;
+};
+
+/** The expected extension names are all installed (Zoom's two store names count as one). */
+export const isExpectedInstalledExtensions: Metric = (result, expected) => {
+  if (!result || (Array.isArray(result) && !result.length)) return 0;
+  const alias = new Set(['Zoom Chrome Extension', 'Zoom for Google Chrome']);
+  const canon = (n: string) => (alias.has(n) ? 'Zoom Chrome Extension' : n);
+  const installed = new Set((typeof result === 'string' ? [...result] : (result as string[])).map(canon));
+  return ((ruleOf(expected).expected as string[] | undefined) ?? []).every((n) => installed.has(canon(n))) ? 1 : 0;
+};
+
+/** A desktop shortcut whose Name= (rule.type "name") or Exec= (rule.type "exec") line matches. */
+export const isShortcutOnDesktop: Metric = (result, rule) => {
+  const r = ruleOf(rule);
+  const shortcuts = Object.values((result as Record<string, string> | null) ?? {});
+  const key = r.type === 'name' ? 'Name' : r.type === 'exec' ? 'Exec' : null;
+  if (!key) return unsupportedRule(r);
+  const want = String(r[r.type as string]);
+  for (const content of shortcuts) {
+    if (content.includes(`${key}=${want}\n`)) return 1;
+    for (const line of content.split('\n')) {
+      if (!line.startsWith(`${key}=`)) continue;
+      const got = line.slice(key.length + 1);
+      if (got === want) return 1;
+      if (key === 'Name' && (got.toLowerCase().includes(want.toLowerCase()) || want.toLowerCase().includes(got.toLowerCase()))) return 1;
+      if (key === 'Exec' && (got.includes(want) || want.includes(got))) return 1;
+    }
+  }
+  return 0;
 };

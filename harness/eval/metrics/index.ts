@@ -1,6 +1,19 @@
 /** Every metric this project implements, by OSWorld's name (the coverage report reads this table). */
 import type { Metric } from '../types.ts';
-import { checkFontSize, isExpectedActiveTab, isExpectedBookmarks, isExpectedSearchQuery, isExpectedTabs, isExpectedUrlPatternMatch } from './chrome.ts';
+import {
+  checkEnabledExperiments,
+  checkFontSize,
+  checkHistoryDeleted,
+  isAddedToSteamCart,
+  isCookieDeleted,
+  isExpectedActiveTab,
+  isExpectedBookmarks,
+  isExpectedInstalledExtensions,
+  isExpectedSearchQuery,
+  isExpectedTabs,
+  isExpectedUrlPatternMatch,
+  isShortcutOnDesktop,
+} from './chrome.ts';
 import {
   checkItalicFontSize14,
   compareDocxFiles,
@@ -16,6 +29,35 @@ import {
   isFirstLineCentered,
 } from './docs.ts';
 import { checkDirectJsonObject, checkIncludeExclude, compareTextFile, exactMatch, isInList, matchInList } from './general.ts';
+import {
+  checkBrightnessDecreaseAndStructureSim,
+  checkContrastIncreaseAndStructureSim,
+  checkFileExistsAndStructureSim,
+  checkImageFileSize,
+  checkImageMirror,
+  checkImageSize,
+  checkPaletteAndStructureSim,
+  checkSaturationIncreaseAndStructureSim,
+  checkStructureSim,
+  checkStructureSimResized,
+  compareImageList,
+  compareImages,
+} from './image.ts';
+import { compareArchive } from './archive.ts';
+import { compareAudios } from './audio.ts';
+import { checkCsv, checkThunderbirdFilter, checkThunderbirdFolder } from './thunderbird.ts';
+import {
+  checkGlobalKeyPlayPause,
+  checkOneInstanceWhenStartedFromFile,
+  checkPlayAndExit,
+  checkQtBgcone,
+  checkQtMaxVolume,
+  checkQtMinimalView,
+  checkQtSliderColours,
+  isVlcFullscreen,
+  isVlcPlaying,
+  isVlcRecordingsFolder,
+} from './vlc.ts';
 import { checkPdfPages, comparePdfs } from './pdf.ts';
 import { checkSlideOrientationPortrait, checkTransition, comparePptxFiles } from './slides.ts';
 import { compareCsv, compareTable } from './table.ts';
@@ -73,6 +115,12 @@ export const METRICS: Record<string, Metric> = {
   is_expected_bookmarks: isExpectedBookmarks,
   is_expected_search_query: isExpectedSearchQuery,
   check_font_size: checkFontSize,
+  is_cookie_deleted: isCookieDeleted,
+  check_history_deleted: checkHistoryDeleted,
+  check_enabled_experiments: checkEnabledExperiments,
+  is_added_to_steam_cart: isAddedToSteamCart,
+  is_expected_installed_extensions: isExpectedInstalledExtensions,
+  is_shortcut_on_desktop: isShortcutOnDesktop,
   // text / JSON files
   check_list: checkList,
   check_json: checkJson,
@@ -81,6 +129,36 @@ export const METRICS: Record<string, Metric> = {
   diff_text_file: diffTextFile,
   compare_config: compareConfig,
   is_extension_installed: isExtensionInstalled,
+  // images
+  compare_images: compareImages,
+  compare_image_list: compareImageList,
+  check_structure_sim: checkStructureSim,
+  check_structure_sim_resized: checkStructureSimResized,
+  check_brightness_decrease_and_structure_sim: checkBrightnessDecreaseAndStructureSim,
+  check_saturation_increase_and_structure_sim: checkSaturationIncreaseAndStructureSim,
+  check_contrast_increase_and_structure_sim: checkContrastIncreaseAndStructureSim,
+  check_file_exists_and_structure_sim: checkFileExistsAndStructureSim,
+  check_palette_and_structure_sim: checkPaletteAndStructureSim,
+  check_image_size: checkImageSize,
+  check_image_file_size: checkImageFileSize,
+  check_image_mirror: checkImageMirror,
+  // media
+  compare_audios: compareAudios,
+  compare_archive: compareArchive,
+  is_vlc_playing: isVlcPlaying,
+  is_vlc_recordings_folder: isVlcRecordingsFolder,
+  is_vlc_fullscreen: isVlcFullscreen,
+  check_qt_bgcone: checkQtBgcone,
+  check_qt_max_volume: checkQtMaxVolume,
+  check_qt_minimal_view: checkQtMinimalView,
+  check_qt_slider_colours: checkQtSliderColours,
+  check_global_key_play_pause: checkGlobalKeyPlayPause,
+  check_one_instance_when_started_from_file: checkOneInstanceWhenStartedFromFile,
+  check_play_and_exit: checkPlayAndExit,
+  // thunderbird / csv
+  check_thunderbird_filter: checkThunderbirdFilter,
+  check_thunderbird_folder: checkThunderbirdFolder,
+  check_csv: checkCsv,
   // app config files
   check_config_status: checkConfigStatus,
   check_thunderbird_prefs: checkThunderbirdPrefs,

@@ -9,15 +9,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ExcelJS from 'exceljs';
+import JSZip from 'jszip';
 import { UnsupportedError } from '../../env/setup/errors.ts';
 import type { Metric } from '../types.ts';
 import { looseEqual, matchValueToRule, parseRanges, type ValueRule } from './rules.ts';
+import { loadCharts, loadPivots } from './xlsx-parts.ts';
 
 type Rule = Record<string, unknown> & { type: string };
 type Book = ExcelJS.Workbook;
 type Sheet = ExcelJS.Worksheet;
 
-export const TABLE_RULES = new Set(['sheet_name', 'sheet_data', 'sheet_print', 'sheet_fuzzy', 'check_cell', 'style', 'freeze', 'zoom', 'data_validation', 'row_props', 'col_props']);
+export const TABLE_RULES = new Set(['sheet_name', 'sheet_data', 'sheet_print', 'sheet_fuzzy', 'check_cell', 'style', 'freeze', 'zoom', 'data_validation', 'row_props', 'col_props', 'chart', 'pivot_table']);
 
 export async function loadBook(file: string): Promise<Book | null> {
   try {
@@ -25,8 +27,28 @@ export async function loadBook(file: string): Promise<Book | null> {
     await wb.xlsx.readFile(file);
     return wb;
   } catch {
-    return null;
+    // exceljs fails on some drawings (e.g. openpyxl's one-cell chart anchors): read the book
+    // without its drawings (charts are read from the XML by xlsx-parts.ts anyway).
+    try {
+      const wb = new ExcelJS.Workbook();
+      await wb.xlsx.load((await withoutDrawings(file)) as unknown as ArrayBuffer);
+      return wb;
+    } catch {
+      return null;
+    }
   }
+}
+
+async function withoutDrawings(file: string): Promise<Buffer> {
+  const zip = await JSZip.loadAsync(fs.readFileSync(file));
+  for (const name of Object.keys(zip.files)) {
+    const entry = zip.file(name);
+    if (!entry) continue;
+    if (name.startsWith('xl/drawings/')) zip.remove(name);
+    else if (/^xl\/worksheets\/sheet[^/]*\.xml$/.test(name)) zip.file(name, (await entry.async('string')).replace(/<(\w+:)?drawing\b[^>]*\/>/g, ''));
+    else if (/^xl\/worksheets\/_rels\/.*\.rels$/.test(name)) zip.file(name, (await entry.async('string')).replace(/<Relationship\b[^>]*\/drawing"[^>]*\/>/g, ''));
+  }
+  return zip.generateAsync({ type: 'nodebuffer' });
 }
 
 /** A cell's value as OSWorld reads it: the cached result of a formula, plain text of rich text. */
@@ -331,6 +353,19 @@ export const compareTable: Metric = async (result, expected, options) => {
         const obj = r.type === 'row_props' ? 'row' : 'column';
         const props = (r.props as string[] | undefined) ?? [];
         ok = looseEqual(dimensions(sheetOf(pickSheet(r.sheet_idx0, rb, eb)), obj, props), dimensions(sheetOf(pickSheet(r.sheet_idx1, rb, eb)), obj, props));
+        break;
+      }
+      case 'chart':
+      case 'pivot_table': {
+        // OSWorld: load_charts / load_pivot_tables of both sheets (a missing sheet is {}), dict equality.
+        const load = r.type === 'chart' ? loadCharts : loadPivots;
+        const props = ((r.type === 'chart' ? r.chart_props : r.pivot_props) as string[] | undefined) ?? [];
+        const read = (idx: unknown) => {
+          const p = pickSheet(idx, rb, eb);
+          const file = p.which === 'r' ? result : expected;
+          return typeof file === 'string' && p.name ? load(file, p.name, props) : Promise.resolve({});
+        };
+        ok = looseEqual(await read(r.sheet_idx0), await read(r.sheet_idx1));
         break;
       }
       default:

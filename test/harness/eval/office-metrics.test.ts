@@ -64,7 +64,7 @@ make('hidden.xlsx', hidden=True)
   const fuzzy = { rules: [{ type: 'sheet_fuzzy', sheet_idx0: 0, sheet_idx1: 'EI0', rules: [{ range: ['A1:B3'], type: 'exact_match' }] }] };
   t.equal(await compareTable(f('same.xlsx'), f('gold.xlsx'), fuzzy), 1);
   t.equal(await compareTable(f('wrongcell.xlsx'), f('gold.xlsx'), fuzzy), 0);
-  await t.rejects(async () => compareTable(f('same.xlsx'), f('gold.xlsx'), { rules: [{ type: 'pivot_table', sheet_idx0: 0, sheet_idx1: 'EI0' }] }), /not implemented/);
+  await t.rejects(async () => compareTable(f('same.xlsx'), f('gold.xlsx'), { rules: [{ type: 'sparkline', sheet_idx0: 0, sheet_idx1: 'EI0' }] }), /not implemented/);
 });
 
 t.test('compare_table on LibreOffice output (cached formula values)', { skip: sofficeOk ? false : 'soffice missing' }, async (t) => {

@@ -71,9 +71,9 @@ t.test('coverage of one task', async (t) => {
   const row = coverTask('x', 'id', {
     related_apps: ['vs_code'],
     config: [{ type: 'download' }, { type: 'launch' }],
-    evaluator: { func: ['compare_table', 'no_such_metric'], result: [{ type: 'vm_file' }, { type: 'googledrive_file' }], options: [{ rules: [{ type: 'pivot_table' }] }, {}] },
+    evaluator: { func: ['compare_table', 'no_such_metric'], result: [{ type: 'vm_file' }, { type: 'googledrive_file' }], options: [{ rules: [{ type: 'sparkline' }] }, {}] },
   });
-  t.same(row.missing, ['compare_table rule:pivot_table', 'metric:no_such_metric']);
+  t.same(row.missing, ['compare_table rule:sparkline', 'metric:no_such_metric']);
   t.equal(row.needsGoogle, true);
   t.equal(row.implemented, false);
   t.equal(row.appsAvailable, false);

@@ -4,6 +4,7 @@
  * by a screenshot, then the evaluation; every step lands in the OSWorld result layout.
  * DONE and FAIL end the episode, WAIT pauses; result.txt is written last.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,12 @@ export interface TaskRunOptions {
   /** Pause after setup before the first screenshot (OSWorld: 5 s). */
   settleMs: number;
   record: boolean;
+  /** How many identical actions on an unchanged screen make a loop (default 3). */
+  loopRepeats?: number;
+  /** Run-level log (warnings such as a likely coordinate-mode mismatch). */
+  log?: (line: string) => void;
+  /** Called just before result.txt is written (the status file goes first: result.txt marks the end). */
+  beforeResult?: (outcome: TaskOutcome) => void;
 }
 
 /** Stops a run that its caller gave up on (timeout): no further step, no result written. */
@@ -35,6 +42,29 @@ export interface TaskOutcome {
   score: number;
   steps: number;
   lastAction: string | null;
+  /** The agent gave up ("client error") on its last step: parse failures, or 4xx from the model. */
+  gaveUp?: 'parse' | 'model';
+  /** traj.jsonl lines flagged as a loop. */
+  loops: number;
+}
+
+/**
+ * Flags repeated identical actions on an unchanged screen: the n-th time in a row the same
+ * action runs on the same screenshot (byte-identical PNG) is a loop. Recorded only.
+ */
+export class LoopDetector {
+  private last: string | null = null;
+  private run = 0;
+
+  constructor(private readonly repeats = 3) {}
+
+  /** The repeat count when this action completes a loop (>= repeats), else 0. */
+  observe(screenshot: Uint8Array, action: string): number {
+    const key = `${createHash('sha1').update(screenshot).digest('hex')}\n${action}`;
+    this.run = key === this.last ? this.run + 1 : 1;
+    this.last = key;
+    return this.run >= this.repeats ? this.run : 0;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,7 +88,7 @@ export async function runTask(
     if (signal?.aborted) throw new TaskAbortedError('task abandoned');
   };
   const { task } = loaded;
-  const taskBase = path.dirname(loaded.file);
+  const taskBase = path.resolve(path.dirname(loaded.file));
   writer.begin();
   writer.log(`task ${loaded.domain}/${loaded.id}: ${task.instruction}`);
   await env.reset();
@@ -74,12 +104,25 @@ export async function runTask(
   let done = false;
   let step = 0;
   let lastAction: string | null = null;
+  let gaveUp: TaskOutcome['gaveUp'];
+  let loops = 0;
+  const loopDetector = new LoopDetector(opts.loopRepeats ?? 3);
   while (!done && step < opts.maxSteps) {
     check();
     const pred = await agent.predict(task.instruction, obs);
     check();
+    gaveUp = pred.gaveUp;
+    for (const w of pred.warnings ?? []) {
+      writer.log(`warning: ${w}`);
+      opts.log?.(`${loaded.domain}/${loaded.id} step ${step + 1}: ${w}`);
+    }
     for (const action of pred.actions) {
       const info: Record<string, boolean> = {};
+      const loop = action === 'DONE' || action === 'FAIL' ? 0 : loopDetector.observe(obs, action);
+      if (loop) {
+        loops++;
+        writer.log(`loop: the same action ${loop} times on an unchanged screen`);
+      }
       if (action === 'DONE') {
         done = info.done = true;
       } else if (action === 'FAIL') {
@@ -107,6 +150,9 @@ export async function runTask(
         info,
         screenshot_file: file,
         ...(pred.calls ? { model_calls: pred.calls } : {}),
+        ...(pred.warnings?.length ? { warnings: pred.warnings } : {}),
+        ...(pred.gaveUp ? { gave_up: pred.gaveUp } : {}),
+        ...(loop ? { loop: { repeats: loop } } : {}),
       });
       if (done) break;
     }
@@ -122,7 +168,10 @@ export async function runTask(
   }
   check();
   if (opts.record) writer.file('recording.mp4', await env.client.endRecording());
+  check();
   writer.log(`result ${score}`);
+  const outcome: TaskOutcome = { score, steps: step, lastAction, loops, ...(gaveUp ? { gaveUp } : {}) };
+  opts.beforeResult?.(outcome);
   writer.result(score);
-  return { score, steps: step, lastAction };
+  return outcome;
 }

@@ -62,7 +62,7 @@ export const STEPS: Record<string, StepFn> = {
     const files = (p.files as { local_path?: unknown; path?: unknown }[] | undefined) ?? [p as { local_path?: unknown; path?: unknown }];
     for (const f of files) {
       if (typeof f.local_path !== 'string' || typeof f.path !== 'string') throw new InfrastructureError('upload_file needs local_path and path');
-      const local = path.isAbsolute(f.local_path) ? f.local_path : path.join(ctx.localBase, f.local_path);
+      const local = path.resolve(ctx.localBase, f.local_path);
       await ctx.env.client.upload(f.path, ctx.cache.read(`file://${local}`), path.basename(f.path));
     }
   },

@@ -5,6 +5,10 @@ export interface StepPrediction {
   actions: string[];
   /** Model-call details for the trajectory (latency, tokens, errors). */
   calls?: { latencyMs: number; promptTokens: number; completionTokens: number; error?: string }[];
+  /** Set when the agent gave up on this step ("client error"): every try was unparsable, or the model answered 4xx. */
+  gaveUp?: 'parse' | 'model';
+  /** Things worth a look (e.g. coordinates outside 0..1000 in relative mode: a likely coordinate-mode mismatch). */
+  warnings?: string[];
 }
 
 export interface Agent {

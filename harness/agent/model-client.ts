@@ -33,6 +33,15 @@ export interface ModelClientOptions {
   /** First backoff; doubles each retry. */
   backoffMs: number;
   apiKey?: string;
+  /** Called after each successful response with the sampling fields actually sent and the server's extras. */
+  observer?: (info: ResponseInfo) => void;
+}
+
+export interface ResponseInfo {
+  /** The request body without messages (model and sampling fields as sent). */
+  sent: Record<string, unknown>;
+  /** Our server's per-image report ({original, resized, tokens}[]), when the server gives one. */
+  images?: unknown;
 }
 
 export interface Completion {
@@ -50,15 +59,15 @@ export class ModelClient {
 
   async chat(messages: unknown[], sampling: SamplingOptions): Promise<Completion> {
     const { baseUrl, model, retries, timeoutMs, backoffMs, apiKey } = this.options;
-    const body = JSON.stringify({
+    const sent = {
       model,
-      messages,
       temperature: sampling.temperature,
       max_tokens: sampling.maxTokens,
       ...(sampling.topP !== undefined ? { top_p: sampling.topP } : {}),
       ...(sampling.frequencyPenalty !== undefined ? { frequency_penalty: sampling.frequencyPenalty } : {}),
       ...(sampling.seed !== undefined ? { seed: sampling.seed } : {}),
-    });
+    };
+    const body = JSON.stringify({ ...sent, messages });
     let lastError = '';
     for (let attempt = 0; attempt <= retries; attempt++) {
       const started = performance.now();
@@ -77,9 +86,11 @@ export class ModelClient {
           const json = JSON.parse(text) as {
             choices: { message: { content: string | null }; finish_reason: string }[];
             usage?: { prompt_tokens: number; completion_tokens: number };
+            images?: unknown;
           };
           const choice = json.choices[0];
           if (!choice) throw new ModelRequestError('response without choices', 200);
+          this.options.observer?.({ sent, ...(json.images !== undefined ? { images: json.images } : {}) });
           return {
             content: choice.message.content ?? '',
             finishReason: choice.finish_reason,

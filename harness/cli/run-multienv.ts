@@ -6,6 +6,7 @@
  *
  *   run-multienv --num-envs 8 --trial-id 0
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ModelClient } from '../agent/model-client.ts';
@@ -13,13 +14,18 @@ import { ReplayAgent } from '../agent/replay-agent.ts';
 import { ARPO_UITARS, UITarsAgent } from '../agent/uitars/agent.ts';
 import type { Agent } from '../agent/agent.ts';
 import type { EnvProvider } from '../env/provider.ts';
-import { LocalProvider } from '../env/providers/local/index.ts';
+import { defaultBaseDir, LocalProvider } from '../env/providers/local/index.ts';
 import { RemoteProvider } from '../env/providers/remote.ts';
 import { FileCache } from '../env/setup/file-cache.ts';
 import { formatSummary, summarizeTrial, writeSummary } from '../results/summary.ts';
 import { trialDir, type TrialPath } from '../results/layout.ts';
-import { loadTaskList } from '../tasks/load-tasks.ts';
+import { loadTask, loadTaskList, type InvalidTask, type LoadedTask, type TaskRef } from '../tasks/load-tasks.ts';
 import { runTrial } from '../run/run-trial.ts';
+import { sweepStaleEnvs, sweepTempFiles } from '../run/cleanup.ts';
+import { runDoctor } from '../run/doctor.ts';
+import { RunProgress, runLogName } from '../run/progress.ts';
+import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
+import { parseTags, TASK_TAGS, taskTags, type TaskTag } from '../run/task-tags.ts';
 
 /** OSWorld's flags use underscores; accept both spellings by normalising to dashes. */
 export function normaliseArgv(argv: string[]): string[] {
@@ -75,7 +81,7 @@ export function buildProgram(): Command {
     .option('--served-model-name <name>', 'model name sent in requests', 'ui-tars')
     .addOption(new Option('--agent <kind>', 'uitars: the model; replay: responses from --replay-dir').choices(['uitars', 'replay']).default('uitars'))
     .option('--replay-dir <dir>', 'replay agent: folder with <task-id>.json {"responses": [...]}')
-    .addOption(new Option('--coordinates <mode>', 'relative (UI-TARS-2B, 0-1000) or absolute (UI-TARS-1.5)').choices(['relative', 'absolute']).default('relative'))
+    .addOption(new Option('--coordinates <mode>', 'relative (UI-TARS-2B, 0-1000) or absolute (UI-TARS-1.5); default: from the model the server reports (/v1/models), else relative').choices(['relative', 'absolute']))
     .option('--history-n <n>', 'screenshots sent per request (ARPO: 15)', int('--history-n', 1), ARPO_UITARS.historyN)
     .addOption(new Option('--provider <kind>', 'where envs come from').choices(['local', 'remote']).default('local'))
     .option('--env-urls <urls>', 'remote provider: env server base URLs (comma list)', list)
@@ -85,7 +91,10 @@ export function buildProgram(): Command {
     .option('--max-retries <n>', 'retries of a task after an infrastructure error', int('--max-retries', 0), 2)
     .option('--model-retries <n>', 'retries of one model call while the server is unreachable', int('--model-retries', 0), 5)
     .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', num('--settle-seconds'), 5)
-    .option('--no-record', 'do not record recording.mp4');
+    .option('--no-record', 'do not record recording.mp4')
+    .option('--exclude-tag <tags>', `leave out tasks with these tags (repeatable or comma list: ${TASK_TAGS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, v])
+    .option('--doctor', 'check the model server, the env provider, disk and memory, then exit (= the doctor subcommand)', false)
+    .option('--require-apps <bins>', 'doctor: binaries to require on top of those the task list needs (comma list)', list);
 }
 
 interface Flags {
@@ -114,7 +123,10 @@ interface Flags {
   servedModelName: string;
   agent: 'uitars' | 'replay';
   replayDir?: string;
-  coordinates: 'relative' | 'absolute';
+  coordinates?: 'relative' | 'absolute';
+  excludeTag?: string[];
+  doctor: boolean;
+  requireApps?: string[];
   historyN: number;
   provider: 'local' | 'remote';
   envUrls?: string[];
@@ -140,42 +152,215 @@ function makeProvider(f: Flags): EnvProvider {
   return new LocalProvider({ width: f.screenWidth, height: f.screenHeight });
 }
 
+/** A clear one-line error for the CLI (exit 1), before anything is written. */
+export class UsageError extends Error {}
+
+interface LoadedList {
+  tasks: TaskRef[];
+  loaded: Map<string, LoadedTask | InvalidTask>;
+  invalid: InvalidTask[];
+  tags: Map<string, TaskTag[]>;
+  excluded: Record<string, number>;
+}
+
+/** The task list, every config read once (invalid ones reported), tagged, excluded tags left out. */
+function loadList(f: Flags, exclude: TaskTag[]): LoadedList {
+  const all = loadTaskList(f.testAllMetaPath, f.domain);
+  const loaded = new Map<string, LoadedTask | InvalidTask>();
+  const tags = new Map<string, TaskTag[]>();
+  const invalid: InvalidTask[] = [];
+  const excluded: Record<string, number> = {};
+  const tasks: TaskRef[] = [];
+  for (const ref of all) {
+    const key = `${ref.domain}/${ref.id}`;
+    const l = loadTask(f.testConfigBaseDir, ref);
+    loaded.set(key, l);
+    if ('error' in l) {
+      invalid.push(l);
+      tasks.push(ref);
+      continue;
+    }
+    const t = taskTags(l.task, ref.domain);
+    tags.set(key, t);
+    const hit = t.filter((x) => exclude.includes(x));
+    if (hit.length) {
+      for (const x of hit) excluded[x] = (excluded[x] ?? 0) + 1;
+      continue;
+    }
+    tasks.push(ref);
+  }
+  return { tasks, loaded, invalid, tags, excluded };
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const args = [...argv];
+  const doctorCmd = args[0] === 'doctor';
+  if (doctorCmd) args.shift();
   const program = buildProgram();
-  program.parse(normaliseArgv(argv), { from: 'user' });
+  program.parse(normaliseArgv(args), { from: 'user' });
   const f = program.opts<Flags>();
-  if (f.agent === 'replay' && !f.replayDir) throw new Error('--agent replay needs --replay-dir');
+  if (f.agent === 'replay' && !f.replayDir) throw new UsageError('--agent replay needs --replay-dir');
+  const exclude = parseTags(f.excludeTag ?? []);
   const trial: TrialPath = { resultDir: f.resultDir, actionSpace: f.actionSpace, observationType: f.observationType, model: f.model, trialId: f.trialId };
-  const tasks = loadTaskList(f.testAllMetaPath, f.domain);
+  const list = loadList(f, exclude);
   const urls = modelUrls(f);
-  const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
-  log(`trial ${trialDir(trial)}: ${tasks.length} task(s), ${f.numEnvs} env(s), agent ${f.agent}${f.agent === 'uitars' ? ` via ${urls.join(', ')}` : ''}`);
-  const makeAgent = (w: number): Agent => {
-    if (f.agent === 'replay') return new ReplayAgent(path.resolve(f.replayDir!), f.coordinates === 'relative' ? { kind: 'relative', factor: 1000 } : { kind: 'absolute', width: f.screenWidth, height: f.screenHeight });
-    const client = new ModelClient({ baseUrl: urls[w % urls.length]!, model: f.servedModelName, retries: f.modelRetries, timeoutMs: 30 * 60_000, backoffMs: 2000 });
-    return new UITarsAgent(client, {
-      ...ARPO_UITARS,
-      coordinates: f.coordinates,
-      historyN: f.historyN,
-      maxTrajectoryLength: f.maxTrajectoryLength,
-      temperature: f.temperature,
-      maxTokens: f.maxTokens,
-      frequencyPenalty: f.frequencyPenalty,
-      ...(f.topP !== undefined ? { topP: f.topP } : {}),
-    });
-  };
+
+  if (doctorCmd || f.doctor) {
+    const provider = makeProvider(f);
+    const report = await runDoctor({
+      modelUrls: f.agent === 'uitars' ? urls : null,
+      servedModelName: f.servedModelName,
+      provider,
+      providerKind: f.provider,
+      domains: [...new Set(list.tasks.map((t) => t.domain))],
+      requireApps: f.requireApps ?? [],
+      record: f.record,
+      resultDir: f.resultDir,
+      numEnvs: f.numEnvs,
+      tasks: list.tasks.length,
+      envBaseDir: f.provider === 'local' ? defaultBaseDir() : undefined,
+    } as Parameters<typeof runDoctor>[0]);
+    for (const line of report.ok) console.log(`ok: ${line}`);
+    for (const inv of list.invalid) report.problems.push(`invalid task ${inv.file}: ${inv.error}`);
+    for (const line of report.problems) console.error(`problem: ${line}`);
+    console.log(report.problems.length ? `doctor: ${report.problems.length} problem(s)` : 'doctor: all checks passed');
+    return report.problems.length ? 1 : 0;
+  }
+
+  // The model: ask the server what it serves (model id, checkpoint, coordinate mode).
+  let served: ServedModel | undefined;
+  let coordinates: 'relative' | 'absolute' = f.coordinates ?? 'relative';
+  let coordinatesSource: CoordinateSource = f.coordinates ? 'flag' : 'default';
+  let coordinatesReason = f.coordinates ? '--coordinates' : 'no model server asked (replay agent): relative';
+  if (f.agent === 'uitars') {
+    for (const url of [...new Set(urls)]) {
+      let probe;
+      try {
+        probe = await probeModels(url);
+      } catch (err) {
+        throw new UsageError(`${(err as Error).message}: start it or fix --model-urls / --server-ip / --server-port (run-multienv doctor checks this)`);
+      }
+      const m = probe.models.find((x) => x.id === f.servedModelName);
+      if (!m) throw new UsageError(`model server ${url} serves ${probe.models.map((x) => `"${x.id}"`).join(', ') || 'no model'}, not "${f.servedModelName}": pass --served-model-name`);
+      served ??= m;
+    }
+    if (!f.coordinates) {
+      const guess = coordinatesFor(served);
+      coordinates = guess?.mode ?? 'relative';
+      coordinatesSource = guess ? 'server' : 'default';
+      coordinatesReason = guess?.reason ?? `cannot tell from "${served?.root ?? served?.id}": relative (pass --coordinates to choose)`;
+    }
+  }
+
+  const dir = trialDir(trial);
+  fs.mkdirSync(dir, { recursive: true });
+  const progress = new RunProgress({ logFile: path.join(dir, 'logs', runLogName()) });
+  const log = progress.log;
   const provider = makeProvider(f);
-  const stop = async (): Promise<void> => {
-    await provider.closeAll().catch(() => {});
-    process.exit(130);
-  };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
   try {
+    const swept = sweepTempFiles(dir);
+    if (swept) log(`removed ${swept} temporary file(s) left by a killed run`);
+    if (provider instanceof LocalProvider) sweepStaleEnvs(provider.baseDir, log);
+    for (const inv of list.invalid) {
+      console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
+      log(`invalid task ${inv.file}: ${inv.error}`);
+    }
+    const excludedNote = Object.entries(list.excluded).map(([k, n]) => `${n} ${k}`).join(', ');
+    log(`trial ${dir}: ${list.tasks.length} task(s)${excludedNote ? ` (left out: ${excludedNote})` : ''}, ${f.numEnvs} env(s), agent ${f.agent}${f.agent === 'uitars' ? ` via ${urls.join(', ')} (model ${served?.id}${served?.root ? `, ${served.root}` : ''})` : ''}, coordinates ${coordinates} (${coordinatesReason})`);
+
+    const config = new RunConfigFile(
+      path.join(dir, 'config.json'),
+      {
+        version: 1,
+        startedAt: new Date().toISOString(),
+        argv,
+        harness: harnessVersion(),
+        trial: { ...trial, dir },
+        model: f.agent === 'uitars'
+          ? { servedName: f.servedModelName, endpoints: urls, id: served?.id ?? null, root: served?.root ?? null, ownedBy: served?.owned_by ?? null, maxModelLen: served?.max_model_len ?? null }
+          : { agent: 'replay', replayDir: path.resolve(f.replayDir!) },
+        agent: {
+          kind: f.agent,
+          coordinates,
+          coordinatesSource,
+          coordinatesReason,
+          maxSteps: f.maxSteps,
+          maxTrajectoryLength: f.maxTrajectoryLength,
+          historyN: f.historyN,
+          callUserTolerance: ARPO_UITARS.callUserTolerance,
+          maxTries: ARPO_UITARS.maxTries,
+          promptVariant: ARPO_UITARS.promptVariant,
+        },
+        sampling: {
+          temperature: f.temperature,
+          top_p: f.topP ?? null,
+          max_tokens: f.maxTokens,
+          frequency_penalty: f.frequencyPenalty,
+          temperatureAfterParseError: 1,
+          sent: [],
+        },
+        image: { screen: { width: f.screenWidth, height: f.screenHeight }, minPixels: ARPO_UITARS.minPixels, maxPixels: ARPO_UITARS.maxPixels, resized: [] },
+        taskSet: {
+          metaPath: path.resolve(f.testAllMetaPath),
+          baseDir: path.resolve(f.testConfigBaseDir),
+          domain: f.domain,
+          count: list.tasks.length,
+          excludedTags: exclude,
+          excluded: list.excluded,
+          invalid: list.invalid.length,
+          hash: taskSetHash(f.testConfigBaseDir, list.tasks),
+        },
+        run: {
+          numEnvs: f.numEnvs,
+          provider: f.provider,
+          taskTimeoutS: f.taskTimeout,
+          maxRetries: f.maxRetries,
+          modelRetries: f.modelRetries,
+          sleepAfterExecutionS: f.sleepAfterExecution,
+          settleS: f.settleSeconds,
+          record: f.record,
+        },
+      },
+      log,
+    );
+    config.compareWithPrevious();
+    config.write();
+
+    const makeAgent = (w: number): Agent => {
+      if (f.agent === 'replay') return new ReplayAgent(path.resolve(f.replayDir!), coordinates === 'relative' ? { kind: 'relative', factor: 1000 } : { kind: 'absolute', width: f.screenWidth, height: f.screenHeight });
+      const client = new ModelClient({
+        baseUrl: urls[w % urls.length]!,
+        model: f.servedModelName,
+        retries: f.modelRetries,
+        timeoutMs: 30 * 60_000,
+        backoffMs: 2000,
+        observer: (info) => config.observe(info.sent, info.images),
+      });
+      return new UITarsAgent(client, {
+        ...ARPO_UITARS,
+        coordinates,
+        historyN: f.historyN,
+        maxTrajectoryLength: f.maxTrajectoryLength,
+        temperature: f.temperature,
+        maxTokens: f.maxTokens,
+        frequencyPenalty: f.frequencyPenalty,
+        ...(f.topP !== undefined ? { topP: f.topP } : {}),
+      });
+    };
+    const stop = async (): Promise<void> => {
+      progress.close();
+      await provider.closeAll().catch(() => {});
+      process.exit(130);
+    };
+    process.once('SIGINT', () => void stop());
+    process.once('SIGTERM', () => void stop());
+    const valid = list.tasks.filter((t) => !('error' in (list.loaded.get(`${t.domain}/${t.id}`) ?? { error: '' })));
     const result = await runTrial({
       trial,
       baseDir: f.testConfigBaseDir,
-      tasks,
+      tasks: valid,
+      loaded: list.loaded,
+      tagsOf: (ref) => list.tags.get(`${ref.domain}/${ref.id}`) ?? [],
       numEnvs: f.numEnvs,
       maxRetries: f.maxRetries,
       taskTimeoutMs: f.taskTimeout * 1000,
@@ -183,17 +368,23 @@ export async function main(argv: string[]): Promise<number> {
       makeAgent,
       cache: new FileCache(path.resolve(f.cacheDir)),
       log,
+      onQueue: ({ toRun }) => progress.start(toRun),
+      onTaskEnd: (r) => progress.taskEnded(r.outcome),
       maxSteps: f.maxSteps,
       sleepAfterExecutionMs: f.sleepAfterExecution * 1000,
       settleMs: f.settleSeconds * 1000,
       record: f.record,
     });
-    const summary = summarizeTrial(trial, tasks);
+    const summary = summarizeTrial(trial, list.tasks, list.invalid.map((i) => ({ domain: i.domain, id: i.id, file: i.file, error: i.error })));
     const file = writeSummary(summary);
-    console.log(formatSummary(summary));
-    log(`summary: ${file}; this run: ${result.records.filter((r) => r.status === 'scored').length} scored, ${result.records.filter((r) => r.status === 'error').length} errors, ${result.records.filter((r) => r.status === 'skipped').length} unsupported, ${result.invalid.length} invalid`);
-    return 0;
+    progress.print(formatSummary(summary));
+    const count = (o: string): number => result.records.filter((r) => r.outcome === o).length;
+    log(
+      `summary: ${file}; this run: ${result.records.length} task(s): ${count('success')} success, ${count('fail')} fail, ${count('parse_error')} parse_error, ${count('model_error')} model_error, ${count('timeout')} timeout, ${count('infra_error')} infra_error; ${list.invalid.length} invalid`,
+    );
+    return list.invalid.length ? 1 : 0;
   } finally {
+    progress.close();
     await provider.closeAll().catch(() => {});
   }
 }

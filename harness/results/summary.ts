@@ -1,12 +1,13 @@
 /**
  * A trial's summary from its result folder (the durable record): per domain, how many tasks
- * are scored, their mean score, and which tasks have no result (errors or not run yet).
- * Written as summary.json next to the domains, and printed.
+ * are scored, their mean score, how each task ended (status.ts), and which tasks have no result
+ * (errors or not run yet). Written as summary.json next to the domains, and printed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TaskRef } from '../tasks/load-tasks.ts';
-import { readScore, taskDir, trialDir, type TrialPath } from './layout.ts';
+import { taskDir, trialDir, type TrialPath } from './layout.ts';
+import { isClean, readTaskStatus, TASK_STATUSES, type TaskStatus } from './status.ts';
 import { writeFileAtomic } from './writer.ts';
 
 export interface DomainSummary {
@@ -17,8 +18,10 @@ export interface DomainSummary {
   meanScore: number;
 }
 
+export type StatusCounts = Record<TaskStatus | 'not_run', number>;
+
 export interface TrialSummary {
-  version: 1;
+  version: 2;
   trial: TrialPath;
   tasks: number;
   scored: number;
@@ -26,8 +29,17 @@ export interface TrialSummary {
   successRate: number;
   /** Mean score over scored tasks only (OSWorld's runner prints this). */
   scoredSuccessRate: number;
+  /** Tasks that finished cleanly (status success or fail), and their mean score. */
+  clean: number;
+  cleanSuccessRate: number;
+  /** How many tasks ended in each status; not_run: no result and no status yet. */
+  statuses: StatusCounts;
   domains: Record<string, DomainSummary>;
-  unscored: { domain: string; id: string; error: string | null }[];
+  unscored: { domain: string; id: string; status: TaskStatus | 'not_run'; error: string | null }[];
+  /** Scored tasks that did not finish cleanly (parse_error, model_error). */
+  unclean: { domain: string; id: string; status: TaskStatus; score: number | null }[];
+  /** Task configs that could not be read (path and reason). */
+  invalid?: { domain: string; id: string; file: string; error: string }[];
 }
 
 function lastError(dir: string): string | null {
@@ -45,37 +57,53 @@ function lastError(dir: string): string | null {
   return null;
 }
 
-export function summarizeTrial(trial: TrialPath, tasks: TaskRef[]): TrialSummary {
+export function summarizeTrial(trial: TrialPath, tasks: TaskRef[], invalid: TrialSummary['invalid'] = []): TrialSummary {
   const domains: Record<string, DomainSummary> = {};
   const unscored: TrialSummary['unscored'] = [];
+  const unclean: TrialSummary['unclean'] = [];
+  const statuses = Object.fromEntries([...TASK_STATUSES, 'not_run'].map((s) => [s, 0])) as StatusCounts;
   let scored = 0;
   let total = 0;
+  let clean = 0;
+  let cleanTotal = 0;
   for (const ref of tasks) {
     const d = (domains[ref.domain] ??= { tasks: 0, scored: 0, success: 0, meanScore: 0 });
     d.tasks++;
     const dir = taskDir(trial, ref);
-    const file = path.join(dir, 'result.txt');
-    if (!fs.existsSync(file)) {
-      unscored.push({ domain: ref.domain, id: ref.id, error: lastError(dir) });
+    const st = readTaskStatus(dir);
+    statuses[st?.status ?? 'not_run']++;
+    if (!st || st.score === null) {
+      unscored.push({ domain: ref.domain, id: ref.id, status: st?.status ?? 'not_run', error: st?.error ?? lastError(dir) });
       continue;
     }
-    const score = readScore(file);
+    const score = st.score;
     d.scored++;
     d.meanScore += score;
     if (score > 0.5) d.success++;
     scored++;
     total += score;
+    if (isClean(st.status)) {
+      clean++;
+      cleanTotal += score;
+    } else {
+      unclean.push({ domain: ref.domain, id: ref.id, status: st.status, score });
+    }
   }
   for (const d of Object.values(domains)) d.meanScore = d.scored ? d.meanScore / d.scored : 0;
   return {
-    version: 1,
+    version: 2,
     trial,
     tasks: tasks.length,
     scored,
     successRate: tasks.length ? total / tasks.length : 0,
     scoredSuccessRate: scored ? total / scored : 0,
+    clean,
+    cleanSuccessRate: clean ? cleanTotal / clean : 0,
+    statuses,
     domains,
     unscored,
+    unclean,
+    ...(invalid.length ? { invalid } : {}),
   };
 }
 
@@ -91,8 +119,13 @@ export function formatSummary(s: TrialSummary): string {
   const lines = Object.entries(s.domains).map(
     ([name, d]) => `  ${name.padEnd(20)} ${String(d.success).padStart(3)}/${d.tasks} succeeded (${d.scored} scored, mean ${d.meanScore.toFixed(3)})`,
   );
+  const counts = Object.entries(s.statuses)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
   return [
-    `trial ${s.trial.trialId}: ${pct(s.successRate)} over ${s.tasks} tasks (${s.scored} scored; ${pct(s.scoredSuccessRate)} of scored)`,
+    `trial ${s.trial.trialId}: ${pct(s.successRate)} over ${s.tasks} tasks (${s.scored} scored; ${pct(s.scoredSuccessRate)} of scored; ${pct(s.cleanSuccessRate)} of ${s.clean} cleanly finished)`,
+    `  statuses: ${counts || 'none'}`,
     ...lines,
     ...(s.unscored.length ? [`  ${s.unscored.length} task(s) without a result (see summary.json)`] : []),
   ].join('\n');

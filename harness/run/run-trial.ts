@@ -13,6 +13,7 @@ import type { EnvHandle, EnvProvider } from '../env/provider.ts';
 import { InfrastructureError, UnsupportedError } from '../env/setup/errors.ts';
 import type { FileCache } from '../env/setup/file-cache.ts';
 import { isFinished, taskDir, type TrialPath } from '../results/layout.ts';
+import { statusOfScore, writeTaskStatus, type TaskStatus } from '../results/status.ts';
 import { TaskResultWriter } from '../results/writer.ts';
 import { loadTask, type InvalidTask, type LoadedTask, type TaskRef } from '../tasks/load-tasks.ts';
 import { runTask, type TaskRunOptions } from './run-task.ts';
@@ -29,14 +30,25 @@ export interface TrialOptions extends TaskRunOptions {
   makeAgent: (worker: number) => Agent;
   cache: FileCache;
   log: (line: string) => void;
+  /** Called once per task of this run when it ends (progress). */
+  onTaskEnd?: (record: TaskRecord) => void;
+  /** Called once the queue is known. */
+  onQueue?: (info: { toRun: number; alreadyFinished: number; invalid: number }) => void;
+  /** Tags per task (status.json). */
+  tagsOf?: (ref: TaskRef) => string[];
+  /** Tasks already loaded and validated by the caller (skips loading them again). */
+  loaded?: Map<string, LoadedTask | InvalidTask>;
 }
 
 export interface TaskRecord extends TaskRef {
   status: 'scored' | 'error' | 'skipped';
+  /** How the task ended (results/status.ts). */
+  outcome: TaskStatus;
   score?: number;
   error?: string;
   attempts: number;
   seconds: number;
+  loops?: number;
 }
 
 export interface TrialResult {
@@ -45,7 +57,7 @@ export interface TrialResult {
   alreadyFinished: number;
 }
 
-class TaskTimeoutError extends InfrastructureError {
+export class TaskTimeoutError extends InfrastructureError {
   override name = 'TaskTimeoutError';
 }
 
@@ -83,7 +95,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       alreadyFinished++;
       continue;
     }
-    const loaded = loadTask(o.baseDir, ref);
+    const loaded = o.loaded?.get(`${ref.domain}/${ref.id}`) ?? loadTask(o.baseDir, ref);
     if ('error' in loaded) {
       invalid.push(loaded);
       o.log(`invalid task ${loaded.file}: ${loaded.error}`);
@@ -92,6 +104,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     }
   }
   o.log(`${queue.length} task(s) to run, ${alreadyFinished} already finished, ${invalid.length} invalid`);
+  o.onQueue?.({ toRun: queue.length, alreadyFinished, invalid: invalid.length });
   const records: TaskRecord[] = [];
   // Starting desktops is CPU-heavy: at most two start at a time on this kind of machine.
   const startLimit = pLimit(2);
@@ -115,20 +128,45 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     try {
       for (let task = queue.shift(); task; task = queue.shift()) {
         const started = performance.now();
-        const record: TaskRecord = { domain: task.domain, id: task.id, status: 'error', attempts: 0, seconds: 0 };
-        const writer = new TaskResultWriter(taskDir(o.trial, task));
+        const record: TaskRecord = { domain: task.domain, id: task.id, status: 'error', outcome: 'infra_error', attempts: 0, seconds: 0 };
+        const dir = taskDir(o.trial, task);
+        const writer = new TaskResultWriter(dir);
+        const tags = o.tagsOf?.(task) ?? [];
+        const statusFile = (extra: { score: number | null; steps?: number; loops?: number }): void =>
+          writeTaskStatus(dir, {
+            status: record.outcome,
+            ...extra,
+            ...(record.error !== undefined ? { error: record.error } : {}),
+            attempts: record.attempts,
+            seconds: Math.round((performance.now() - started) / 10) / 100,
+            ...(tags.length ? { tags } : {}),
+            finishedAt: new Date().toISOString(),
+          });
         for (let attempt = 0; attempt <= o.maxRetries; attempt++) {
           record.attempts = attempt + 1;
           try {
             const env = await liveEnv();
-            const outcome = await withTimeout((signal) => runTask(env, agent, task, writer, o.cache, o, signal), o.taskTimeoutMs, `${task.domain}/${task.id}`);
-            Object.assign(record, { status: 'scored', score: outcome.score });
+            const outcome = await withTimeout(
+              (signal) =>
+                runTask(env, agent, task, writer, o.cache, {
+                  ...o,
+                  beforeResult: (out) => {
+                    // status.json goes before result.txt, which marks the task finished.
+                    record.outcome = out.gaveUp === 'parse' ? 'parse_error' : out.gaveUp === 'model' ? 'model_error' : statusOfScore(out.score);
+                    statusFile({ score: out.score, steps: out.steps, loops: out.loops });
+                  },
+                }, signal),
+              o.taskTimeoutMs,
+              `${task.domain}/${task.id}`,
+            );
+            Object.assign(record, { status: 'scored', score: outcome.score, loops: outcome.loops });
             delete record.error;
-            o.log(`[env ${w}] ${task.domain}/${task.id}: ${outcome.score} (${outcome.steps} steps, last ${outcome.lastAction ?? 'none'})`);
+            o.log(`[env ${w}] ${task.domain}/${task.id}: ${outcome.score} ${record.outcome} (${outcome.steps} steps, last ${outcome.lastAction ?? 'none'}${outcome.loops ? `, ${outcome.loops} loop step(s)` : ''})`);
             break;
           } catch (err) {
             const message = err instanceof Error ? err.message : String(err);
             record.error = message;
+            record.outcome = err instanceof TaskTimeoutError ? 'timeout' : 'infra_error';
             if (err instanceof UnsupportedError) {
               record.status = 'skipped';
               break;
@@ -138,14 +176,18 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
               o.log(`[env ${w}] ${task.domain}/${task.id}: error: ${message}`);
               break;
             }
-            o.log(`[env ${w}] ${task.domain}/${task.id}: infrastructure error (attempt ${attempt + 1}/${o.maxRetries + 1}): ${message}`);
+            o.log(`[env ${w}] ${task.domain}/${task.id}: ${record.outcome === 'timeout' ? 'timeout' : 'infrastructure error'} (attempt ${attempt + 1}/${o.maxRetries + 1}): ${message}`);
             // The env may be broken: the next attempt gets a fresh one.
             await dropEnv();
           }
         }
-        if (record.status !== 'scored') writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}` });
+        if (record.status !== 'scored') {
+          writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}` });
+          statusFile({ score: null });
+        }
         record.seconds = (performance.now() - started) / 1000;
         records.push(record);
+        o.onTaskEnd?.(record);
       }
     } finally {
       await dropEnv();

@@ -107,14 +107,35 @@ export class UITarsAgent implements Agent {
           ++this.callUserCount <= cfg.callUserTolerance ? 'WAIT' : 'FAIL',
         );
         this.history.push({ screenshot, response: text });
-        if (!step.special && this.history.length >= cfg.maxTrajectoryLength) return { prediction: text, actions: ['FAIL'], calls };
-        return { prediction: text, actions: step.actions, calls };
+        const warnings = cfg.coordinates === 'relative' ? relativeRangeWarnings(text) : [];
+        const extra = warnings.length ? { warnings } : {};
+        if (!step.special && this.history.length >= cfg.maxTrajectoryLength) return { prediction: text, actions: ['FAIL'], calls, ...extra };
+        return { prediction: text, actions: step.actions, calls, ...extra };
       } catch (err) {
         if (!(err instanceof ResponseParseError)) throw err;
         calls[calls.length - 1]!.error = `parse: ${err.message}`;
         temperature = 1;
       }
     }
-    return { prediction: 'client error', actions: ['DONE'], calls };
+    // Every try failed: unparsable answers, or 4xx from the model server (the request's fault).
+    const gaveUp = calls.some((c) => c.error !== undefined && !c.error.startsWith('parse:')) ? 'model' : 'parse';
+    return { prediction: 'client error', actions: ['DONE'], calls, gaveUp };
   }
+}
+
+/**
+ * Coordinates outside 0..1000 in a response read as relative: the model most likely writes
+ * absolute pixels (UI-TARS-1.5 / Qwen2.5-VL) and --coordinates should be absolute.
+ */
+export function relativeRangeWarnings(text: string): string[] {
+  const at = text.lastIndexOf('Action:');
+  const action = at < 0 ? text : text.slice(at);
+  const out: string[] = [];
+  for (const m of action.matchAll(/\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)(?:\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?))?\s*\)/g)) {
+    const nums = m.slice(1).filter((v): v is string => v !== undefined).map(Number);
+    if (nums.some((n) => n < 0 || n > 1000)) {
+      out.push(`coordinates ${m[0]} outside 0..1000 in relative mode: likely a coordinate-mode mismatch (try --coordinates absolute)`);
+    }
+  }
+  return out;
 }

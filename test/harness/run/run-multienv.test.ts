@@ -3,6 +3,7 @@
  * are recorded (never scored 0), and the live UI-TARS agent against the real model server.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { buildProgram, main, modelUrls, normaliseArgv } from '../../../harness/cli/run-multienv.ts';
@@ -66,12 +67,20 @@ t.test('oracles score 1; a rerun resumes: finished tasks are kept, unfinished on
   t.equal(fs.statSync(path.join(taskPath(results, INFEASIBLE), 'result.txt')).mtimeMs, before, 'the finished task was left alone');
 });
 
-t.test('an unreachable model server is an infrastructure error, not a score', async (t) => {
+t.test('a model server that goes away during the run is an infrastructure error, not a score', async (t) => {
+  // It lists the model (the startup check passes), then drops every chat request.
+  const fake = http.createServer((req, res) => {
+    if (req.url === '/v1/models') res.end(JSON.stringify({ object: 'list', data: [{ id: 'ui-tars', object: 'model', root: 'x/UI-TARS-2B-SFT' }] }));
+    else req.socket.destroy();
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => fake.close(() => r())));
+  const port = (fake.address() as { port: number }).port;
   const dir = t.testdir({});
   const results = path.join(dir, 'results');
   const args = [
     ...common(results, suite(dir, [HELLO])),
-    '--model-urls', 'http://127.0.0.1:9/v1', '--model-retries', '1', '--max-retries', '1', '--model', 'unreachable',
+    '--model-urls', `http://127.0.0.1:${port}/v1`, '--model-retries', '1', '--max-retries', '1', '--model', 'unreachable',
   ];
   t.equal(await main(args), 0);
   const task = taskPath(results, HELLO, 'unreachable');

@@ -14,7 +14,7 @@ import { openCheckpoint } from '../server/model/checkpoint/checkpoint.ts';
 import { ensureTinyCheckpoint } from '../server/model/checkpoint/tiny.ts';
 import { ChatTokenizer } from '../server/model/tokenizer.ts';
 import { startServer } from '../server/server.ts';
-import { median, pause, quantile } from './server-stats.ts';
+import { median, pause, quantile, collectRequestLogs } from './server-stats.ts';
 
 export interface LoadRow {
   concurrency: number;
@@ -48,10 +48,6 @@ export interface LoadResult {
   rows: LoadRow[];
 }
 
-interface LogLine {
-  msg?: string;
-  ms?: { queue: number; vision: number; prefill: number; decode: number };
-}
 
 interface Completion {
   choices: { finish_reason: string }[];
@@ -103,22 +99,9 @@ function promptText(tokenizer: ChatTokenizer, target: number, variant: number): 
 async function main(): Promise<LoadResult> {
   const dir = o.model ?? (await ensureTinyCheckpoint());
   const cp = await openCheckpoint(dir);
-  const tokenizer = ChatTokenizer.fromFiles({
-    tokenizerJson: cp.files.tokenizerJson,
-    tokenizerConfigJson: cp.files.tokenizerConfig,
-    chatTemplate: cp.files.chatTemplate,
-  });
+  const tokenizer = ChatTokenizer.fromFiles(cp.files);
   const maxTokens = Number(o.maxTokens);
-  const lines: LogLine[] = [];
-  const logger = {
-    level: 'info',
-    stream: {
-      write: (line: string): void => {
-        const entry = JSON.parse(line) as LogLine;
-        if (entry.msg === 'chat completion') lines.push(entry);
-      },
-    },
-  };
+  const { logger, lines } = collectRequestLogs();
   const config: ServerConfig = {
     ...defaultServerConfig(),
     modelPath: o.model ?? null, // null: the embedded default, as start_server.sh runs it

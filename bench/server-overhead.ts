@@ -29,7 +29,7 @@ import { startServer } from '../server/server.ts';
 import { decodeImage } from '../server/vision/decode.ts';
 import { pilResizeBicubic } from '../server/vision/pil-resize.ts';
 import { resolveResize } from '../server/vision/smart-resize.ts';
-import { median, spread, timeRuns, type Spread } from './server-stats.ts';
+import { median, spread, timeRuns, type Spread, collectRequestLogs } from './server-stats.ts';
 
 export const SCREENSHOT = path.join(REPO_ROOT, 'test/fixtures/images/screenshot-desktop-1920x1080.png');
 
@@ -112,10 +112,6 @@ export interface OverheadResult {
   endToEnd: OverheadRow[];
 }
 
-interface LogLine {
-  msg?: string;
-  ms?: { image: number; template: number; queue: number; vision: number; prefill: number; decode: number; total: number };
-}
 
 /**
  * Measures everything above. `tokenizerDir` is the checkpoint whose tokenizer and
@@ -133,17 +129,9 @@ export async function measureOverhead(opts: { runs: number; tokenizerDir: string
   const tinyDir = await ensureTinyCheckpoint();
   const cpDir = opts.tokenizerDir ?? tinyDir;
   const cp = await openCheckpoint(cpDir);
-  const tokenizer = ChatTokenizer.fromFiles({
-    tokenizerJson: cp.files.tokenizerJson,
-    tokenizerConfigJson: cp.files.tokenizerConfig,
-    chatTemplate: cp.files.chatTemplate,
-  });
+  const tokenizer = ChatTokenizer.fromFiles(cp.files);
   const tinyCp = await openCheckpoint(tinyDir);
-  const tinyTokenizer = ChatTokenizer.fromFiles({
-    tokenizerJson: tinyCp.files.tokenizerJson,
-    tokenizerConfigJson: tinyCp.files.tokenizerConfig,
-    chatTemplate: tinyCp.files.chatTemplate,
-  });
+  const tinyTokenizer = ChatTokenizer.fromFiles(tinyCp.files);
   const pre = cp.config.preprocessor;
 
   // Validation as the route does it: the route's schema, compiled with Fastify's ajv options
@@ -227,16 +215,7 @@ export async function measureOverhead(opts: { runs: number; tokenizerDir: string
   };
   for (const { key, policy } of POLICIES) {
     log(`bench: overhead, ${key} policy: end to end (tiny checkpoint, max_tokens 1, ${runs} runs)`);
-    const lines: LogLine[] = [];
-    const logger = {
-      level: 'info',
-      stream: {
-        write: (line: string): void => {
-          const entry = JSON.parse(line) as LogLine;
-          if (entry.msg === 'chat completion') lines.push(entry);
-        },
-      },
-    };
+    const { logger, lines } = collectRequestLogs();
     const config: ServerConfig = { ...defaultServerConfig(), ports: [0], imagePolicy: policy, drainSeconds: 5 };
     const server = await startServer(config, logger);
     try {

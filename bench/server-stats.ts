@@ -37,3 +37,24 @@ export async function timeRuns(runs: number, warmup: number, fn: () => unknown):
 
 /** Gives the event loop (and pending worker messages) a moment. */
 export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The per-request log line the chat route writes ("chat completion"), as the benches read it. */
+export interface RequestLogLine {
+  msg?: string;
+  ms?: { image: number; template: number; queue: number; vision: number; prefill: number; decode: number; total: number };
+}
+
+/** A Fastify logger option that keeps every request log line in `lines` (and prints nothing). */
+export function collectRequestLogs(): { logger: { level: string; stream: { write(line: string): void } }; lines: RequestLogLine[] } {
+  const lines: RequestLogLine[] = [];
+  const logger = {
+    level: 'info',
+    stream: {
+      write: (line: string): void => {
+        const entry = JSON.parse(line) as RequestLogLine;
+        if (entry.msg === 'chat completion') lines.push(entry);
+      },
+    },
+  };
+  return { logger, lines };
+}

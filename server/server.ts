@@ -26,11 +26,7 @@ export async function startServer(config: ServerConfig, logger: FastifyServerOpt
   const modelPath = config.modelPath ?? (await ensureTinyCheckpoint());
   // The HTTP thread reads the small files (config, tokenizer); the worker loads the weights.
   const checkpoint = await openCheckpoint(modelPath);
-  const tokenizer = ChatTokenizer.fromFiles({
-    tokenizerJson: checkpoint.files.tokenizerJson,
-    tokenizerConfigJson: checkpoint.files.tokenizerConfig,
-    chatTemplate: checkpoint.files.chatTemplate,
-  });
+  const tokenizer = ChatTokenizer.fromFiles(checkpoint.files);
   const engine = new EngineClient(modelPath, modelOptionsFor(config), { maxQueued: config.queueSize });
   let serving: ServingContext | null = null;
   void engine.ready.then(

@@ -61,11 +61,7 @@ export async function loadModel(dir: string, opts: ModelOptions): Promise<Loaded
     slots,
   });
   const runner = await ModelRunner.create(config, graphs, kv, opts.threads ? { threads: opts.threads } : {});
-  const tokenizer = ChatTokenizer.fromFiles({
-    tokenizerJson: checkpoint.files.tokenizerJson,
-    tokenizerConfigJson: checkpoint.files.tokenizerConfig,
-    chatTemplate: checkpoint.files.chatTemplate,
-  });
+  const tokenizer = ChatTokenizer.fromFiles(checkpoint.files);
   const engine = new Engine(runner, tokenizer, { prefillChunk: opts.prefillChunk });
   return { checkpoint, tokenizer, engine, runner, maxModelLen, buildMs: t1 - t0, loadMs: performance.now() - t1 };
 }

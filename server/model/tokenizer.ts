@@ -14,9 +14,10 @@ export interface TemplateMessage {
   content: string | TemplatePart[];
 }
 
+/** The files of a checkpoint this needs (CheckpointFiles from checkpoint.ts has them). */
 export interface TokenizerFiles {
   tokenizerJson: string;
-  tokenizerConfigJson: string;
+  tokenizerConfig: string;
   chatTemplate: string;
 }
 
@@ -38,7 +39,7 @@ export class ChatTokenizer {
 
   static fromFiles(files: TokenizerFiles): ChatTokenizer {
     const json = JSON.parse(readFileSync(files.tokenizerJson, 'utf8')) as object;
-    const config = JSON.parse(readFileSync(files.tokenizerConfigJson, 'utf8')) as object;
+    const config = JSON.parse(readFileSync(files.tokenizerConfig, 'utf8')) as object;
     return new ChatTokenizer(json, config, files.chatTemplate);
   }
 

@@ -8,11 +8,7 @@ import { ensureTinyCheckpoint } from '../../server/model/checkpoint/tiny.ts';
 import { ChatTokenizer } from '../../server/model/tokenizer.ts';
 
 const ck = await openCheckpoint(await ensureTinyCheckpoint());
-const tok = ChatTokenizer.fromFiles({
-  tokenizerJson: ck.files.tokenizerJson,
-  tokenizerConfigJson: ck.files.tokenizerConfig,
-  chatTemplate: ck.files.chatTemplate,
-});
+const tok = ChatTokenizer.fromFiles(ck.files);
 
 function stream(ids: number[], skip: boolean): string[] {
   const d = new IncrementalDetokenizer(tok, skip);

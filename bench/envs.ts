@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/envs.ts [--n 10] [--parallel 8] [--json out.json]
  */
+import { timeRuns } from './server-stats.ts';
 import { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,15 +29,6 @@ function stats(xs: number[]): { mean: number; p50: number; p95: number; min: num
   return { mean: r(xs.reduce((a, b) => a + b, 0) / xs.length), p50: r(q(0.5)), p95: r(q(0.95)), min: r(s[0] ?? NaN), max: r(s[s.length - 1] ?? NaN) };
 }
 
-async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
 
 /** PSS (MiB) summed over the env's processes */
 function pssMiB(env: LocalEnv): number {
@@ -85,13 +77,13 @@ try {
 
   const env = await provider.start({ name: 'bench' });
   const c = env.client;
-  results.resetMs = stats(await timeIt(Math.min(N, 5), () => env.reset()));
-  results.screenshotMs = stats(await timeIt(N, () => c.screenshot()));
-  results.executeTrueMs = stats(await timeIt(N, () => c.execute(['true'])));
+  results.resetMs = stats(await timeRuns(Math.min(N, 5), 0, () => env.reset()));
+  results.screenshotMs = stats(await timeRuns(N, 0, () => c.screenshot()));
+  results.executeTrueMs = stats(await timeRuns(N, 0, () => c.execute(['true'])));
   results.executePyautoguiMs = stats(
-    await timeIt(N, () => c.executePython("pyautogui.click(960, 540, button='left')")),
+    await timeRuns(N, 0, () => c.executePython("pyautogui.click(960, 540, button='left')")),
   );
-  results.accessibilityBareMs = stats(await timeIt(3, () => c.accessibility()));
+  results.accessibilityBareMs = stats(await timeRuns(3, 0, () => c.accessibility()));
   results.pssBareMiB = pssMiB(env);
 
   // Calc open
@@ -101,8 +93,8 @@ try {
   results.calcWindowMs = Math.round(performance.now() - t0);
   await sleep(2000);
   results.pssCalcMiB = pssMiB(env);
-  results.screenshotCalcMs = stats(await timeIt(N, () => c.screenshot()));
-  results.accessibilityCalcMs = stats(await timeIt(3, () => c.accessibility()));
+  results.screenshotCalcMs = stats(await timeRuns(N, 0, () => c.screenshot()));
+  results.accessibilityCalcMs = stats(await timeRuns(3, 0, () => c.accessibility()));
   const tr = performance.now();
   await env.reset();
   results.resetWithCalcMs = Math.round(performance.now() - tr);

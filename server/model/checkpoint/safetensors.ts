@@ -184,8 +184,8 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   return { file, fileSize, dataStart, metadata, tensors };
 }
 
-/** bf16 bits -> float32, f16 bits -> float32. */
-function halfToFloat(h: number): number {
+/** f16 bits -> float32 value. */
+export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;

@@ -2,6 +2,7 @@
 // (ImageMagick / sharp images, ffmpeg audio, LibreOffice pivot tables, openpyxl charts), each with
 // near misses that must score 0; the relative-date getter's arithmetic.
 import t from 'tap';
+import { commandWorks } from '../../helpers/commands.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,18 +37,10 @@ const write = (name: string, text: string) => {
   fs.writeFileSync(f(name), text);
   return f(name);
 };
-const have = (cmd: string, args: string[]) => {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const magick = (...args: string[]) => execFileSync('convert', args, { cwd: dir });
 const PY = '/usr/bin/python3';
 
-t.test('image metrics', { skip: have('convert', ['-version']) ? false : 'ImageMagick missing' }, async (t) => {
+t.test('image metrics', { skip: commandWorks('convert', ['-version']) ? false : 'ImageMagick missing' }, async (t) => {
   // A structured picture: gradient, shapes and text.
   magick('-size', '160x120', 'gradient:orange-navy', '-fill', 'white', '-draw', 'circle 50,60 50,25', '-fill', 'green', '-draw', 'rectangle 100,20 150,100', '-depth', '8', 'PNG24:src.png');
   magick('src.png', '-modulate', '70', 'darker.png'); // brightness down
@@ -112,7 +105,7 @@ t.test('image metrics', { skip: have('convert', ['-version']) ? false : 'ImageMa
   t.equal(l.channels, 1);
 });
 
-t.test('compare_table chart and pivot_table rules', { skip: have(PY, ['-c', 'import openpyxl']) && have('soffice', ['--version']) ? false : 'openpyxl or soffice missing' }, async (t) => {
+t.test('compare_table chart and pivot_table rules', { skip: commandWorks(PY, ['-c', 'import openpyxl']) && commandWorks('soffice', ['--version']) ? false : 'openpyxl or soffice missing' }, async (t) => {
   execFileSync(
     PY,
     [
@@ -188,7 +181,7 @@ book('horizontal.xlsx', 'bar', 'Sales', 'bar')
   t.equal(await compareTable(f('gold_chart.xlsx'), f('pv_gold.xlsx'), pivot), 0, 'no pivot table at all');
 });
 
-t.test('compare_audios and compare_archive', { skip: have('ffmpeg', ['-version']) ? false : 'ffmpeg missing' }, async (t) => {
+t.test('compare_audios and compare_archive', { skip: commandWorks('ffmpeg', ['-version']) ? false : 'ffmpeg missing' }, async (t) => {
   const ff = (...args: string[]) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args], { cwd: dir });
   ff('-f', 'lavfi', '-i', 'sine=frequency=440:duration=2', '-f', 'lavfi', '-i', 'sine=frequency=880:duration=2', '-filter_complex', '[0][1]concat=n=2:v=0:a=1', 'tune.wav');
   ff('-i', 'tune.wav', '-b:a', '128k', 'tune.mp3'); // same audio, lossy re-encode

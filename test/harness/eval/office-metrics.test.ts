@@ -1,6 +1,7 @@
 // Office metrics against files made by the real apps: xlsx with python3-openpyxl (and LibreOffice's
 // conversion), docx with python3-docx, pptx converted by LibreOffice from a flat ODP.
 import t from 'tap';
+import { commandWorks } from '../../helpers/commands.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,17 +11,9 @@ import { compareDocxFiles, compareDocxTables, compareLineSpacing, containsPageBr
 import { comparePptxFiles, checkSlideOrientationPortrait } from '../../../harness/eval/metrics/slides.ts';
 import { comparePdfs } from '../../../harness/eval/metrics/pdf.ts';
 
-const have = (cmd: string, args: string[]) => {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const PY = '/usr/bin/python3';
-const pyOk = have(PY, ['-c', 'import openpyxl, docx']);
-const sofficeOk = have('soffice', ['--version']);
+const pyOk = commandWorks(PY, ['-c', 'import openpyxl, docx']);
+const sofficeOk = commandWorks('soffice', ['--version']);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eval-office-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 const py = (code: string) => execFileSync(PY, ['-c', code], { cwd: dir });

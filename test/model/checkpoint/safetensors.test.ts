@@ -8,6 +8,7 @@ import {
   openSafetensorsFile,
   openSafetensorsIndex,
   readSafetensorsHeader,
+  halfToFloat,
 } from '../../../server/model/checkpoint/safetensors.ts';
 import { float32ToBf16Bits, float32ToF16Bits, writeSafetensorsStreaming } from '../../../server/model/checkpoint/safetensors-writer.ts';
 
@@ -74,7 +75,7 @@ t.test('bf16 and f16 are widened to the rounded float32 values', async (tt) => {
         bits[0] = float32ToBf16Bits(x) << 16;
         want = buf[0]!;
       } else {
-        want = halfBitsToNumber(float32ToF16Bits(x));
+        want = halfToFloat(float32ToF16Bits(x));
       }
       if (got[i] !== want) tt.fail(`${dtype} ${i}: ${got[i]} != ${want}`);
     });
@@ -97,14 +98,6 @@ t.test('bf16 rounding is round-to-nearest-even', async (tt) => {
   tt.equal(float32ToF16Bits(2 ** -24), 0x0001);
 });
 
-function halfBitsToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 t.test('errors are one-line CheckpointErrors naming the file', async (tt) => {
   const missing = path.join(tmp, 'missing.safetensors');

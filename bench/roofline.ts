@@ -22,7 +22,7 @@ const K = 1536;
 const N = 8960;
 const M = 786;
 
-function randomArray(n: number, seed: number): Float32Array {
+export function randomArray(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
@@ -41,7 +41,7 @@ async function session(dir: string, name: string, build: (g: GraphBuilder) => vo
 }
 
 /** Fastest of `runs` timed runs after one warm-up: the machine's capability, not its noise (the host is shared). */
-async function timeRuns(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<number> {
+export async function timeRuns(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<number> {
   await s.run(feeds);
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {

@@ -4,6 +4,7 @@
  *   docs/reference/openapi.json from the API's JSON schemas (@fastify/swagger)
  * `npm run gen:docs` rewrites them; test/docs/reference.test.ts fails when they are stale.
  */
+import { EMPTY_STATS } from '../server/engine/engine.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildApp } from '../server/api/app.ts';
@@ -30,7 +31,7 @@ export function configReference(): string {
 }
 
 export async function openapiReference(): Promise<string> {
-  const stats = { waiting: 0, running: 0, decodeSteps: 0, batchedDecodeSteps: 0, promptTokens: 0, generatedTokens: 0 };
+  const stats = { ...EMPTY_STATS };
   // The document depends only on the routes' schemas; no model is loaded to write it.
   const app = await buildApp({
     config: defaultServerConfig(),

@@ -17,6 +17,10 @@ export const ENGINE_DEFAULTS: ModelOptions = {
   kvCacheBytes: 4 * 1024 ** 3,
   // One chunk holds a whole agent step's prompt at the seed's image size (786 tokens).
   prefillChunk: 1024,
+  // An 8-agent run at the seed's image size re-sends 8 x 15 screenshots of 2.9 MB of features.
+  imageCacheBytes: 1024 ** 3,
+  // 8 agents' 15-step prompts at 800x450 (~7k tokens, 400 MB of float32 KV each).
+  prefixCacheBytes: 4 * 1024 ** 3,
 };
 
 export function parseWeightFormat(value: string): WeightFormat {
@@ -34,6 +38,8 @@ export interface ServerConfig {
   maxModelLen: number | null;
   maxBatch: number;
   kvCacheGiB: number;
+  imageCacheMiB: number;
+  prefixCacheGiB: number;
   queueSize: number;
   /** 'smart' (smart_resize within min/max pixels) or a fixed box like '800x450'. */
   imagePolicy: string;
@@ -98,7 +104,9 @@ export const SETTINGS: AnySetting[] = [
   { key: 'threads', flag: '--threads', env: 'THREADS', default: null, parse: int('--threads', 1), description: 'ONNX Runtime threads (default: all cores)' },
   { key: 'maxModelLen', flag: '--max-model-len', env: 'MAX_MODEL_LEN', default: null, parse: int('--max-model-len', 16), description: "longest prompt + output in tokens (default and upper bound: the checkpoint's max_position_embeddings)" },
   { key: 'maxBatch', flag: '--max-num-seqs', env: 'MAX_NUM_SEQS', default: 8, parse: int('--max-num-seqs', 1), description: 'sequences decoded together' },
-  { key: 'kvCacheGiB', flag: '--kv-cache-gib', env: 'KV_CACHE_GIB', default: 4, parse: num('--kv-cache-gib', 0.001), description: 'memory for the KV cache; fewer sequences run at once when max-num-seqs x max-model-len does not fit' },
+  { key: 'kvCacheGiB', flag: '--kv-cache-gib', env: 'KV_CACHE_GIB', default: ENGINE_DEFAULTS.kvCacheBytes / 1024 ** 3, parse: num('--kv-cache-gib', 0.001), description: 'memory for the KV cache; fewer sequences run at once when max-num-seqs x max-model-len does not fit' },
+  { key: 'imageCacheMiB', flag: '--image-cache-mib', env: 'IMAGE_CACHE_MIB', default: ENGINE_DEFAULTS.imageCacheBytes / 1024 ** 2, parse: num('--image-cache-mib', 0), description: 'memory for vision-encoder outputs reused by image content (0: off); an agent re-sends its earlier screenshots' },
+  { key: 'prefixCacheGiB', flag: '--prefix-cache-gib', env: 'PREFIX_CACHE_GIB', default: ENGINE_DEFAULTS.prefixCacheBytes / 1024 ** 3, parse: num('--prefix-cache-gib', 0), description: "memory for prompt KV reused by prompts that extend it (0: off); an agent's step extends its previous step's prompt" },
   { key: 'queueSize', flag: '--queue-size', env: 'QUEUE_SIZE', default: 64, parse: int('--queue-size', 0), description: 'requests that may wait beyond those running; more get 429 with Retry-After' },
   { key: 'imagePolicy', flag: '--image-policy', env: 'IMAGE_POLICY', default: 'smart', parse: parseImagePolicy, description: '"smart" (Qwen2-VL smart_resize) or a fixed box such as 800x450 (the ARPO seed\'s)' },
   { key: 'maxImagesPerRequest', flag: '--max-images', env: 'MAX_IMAGES', default: 16, parse: int('--max-images', 0), description: 'images kept per request; older ones are dropped first' },
@@ -133,6 +141,8 @@ export function modelOptionsFor(cfg: ServerConfig): ModelOptions {
     format: cfg.format,
     maxBatch: cfg.maxBatch,
     kvCacheBytes: cfg.kvCacheGiB * 1024 ** 3,
+    imageCacheBytes: cfg.imageCacheMiB * 1024 ** 2,
+    prefixCacheBytes: cfg.prefixCacheGiB * 1024 ** 3,
     ...(cfg.threads ? { threads: cfg.threads } : {}),
     ...(cfg.maxModelLen ? { maxModelLen: cfg.maxModelLen } : {}),
   };

@@ -34,6 +34,15 @@ export class ServerMetrics {
         this.set(stats().batchedDecodeSteps);
       },
     });
+    const fromStats = (name: string, help: string, read: (s: EngineStats) => number): void => {
+      new Gauge({ name: `${prefix}${name}`, help, registers: [r], collect() { this.set(read(stats())); } });
+    };
+    fromStats('image_cache_hits', 'Images whose vision-encoder output came from the image cache', (s) => s.imageCacheHits);
+    fromStats('image_cache_misses', 'Images encoded (not found in the image cache)', (s) => s.imageCacheMisses);
+    fromStats('prefix_cache_hits', 'Prompts that reused cached KV rows of an earlier prompt', (s) => s.prefixCacheHits);
+    fromStats('prefix_cache_misses', 'Prompts that found no cached prefix', (s) => s.prefixCacheMisses);
+    fromStats('prefix_cache_tokens', 'Prompt tokens served from the prefix cache instead of prefill', (s) => s.cachedPromptTokens);
+    fromStats('cache_bytes', 'Bytes held by the image and prefix caches', (s) => s.cacheBytes);
     this.requests = new Counter({ name: `${prefix}requests_total`, help: 'Chat completion requests by HTTP status', labelNames: ['status'], registers: [r] });
     this.errors = new Counter({ name: `${prefix}errors_total`, help: 'Failed requests by error code', labelNames: ['code'], registers: [r] });
     this.promptTokens = new Counter({ name: `${prefix}prompt_tokens_total`, help: 'Prompt tokens processed (image tokens included)', registers: [r] });

@@ -12,12 +12,18 @@ import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
 import { mropePositions, MropeTables, type MergedGrid } from '../model/qwen2-vl/mrope.ts';
 import type { ModelRunner } from '../model/runtime/model-runner.ts';
 import type { Decoder } from './detokenizer.ts';
+import { ImageEmbeddingCache, imageKey } from './image-cache.ts';
+import { PrefixCache, type PromptKey } from './prefix-cache.ts';
 import type { EngineEvent, EngineRequest } from './request.ts';
 import { Sequence, SequenceGroup } from './sequence.ts';
 
 export interface EngineOptions {
   /** Prompt tokens per prefill run (bounds activation memory for long prompts). */
   prefillChunk: number;
+  /** Memory for vision-encoder outputs kept by image content (0: off). */
+  imageCacheBytes: number;
+  /** Memory for prompt KV rows kept for reuse by later prompts that extend them (0: off). */
+  prefixCacheBytes: number;
 }
 
 export interface EngineStats {
@@ -28,7 +34,30 @@ export interface EngineStats {
   batchedDecodeSteps: number;
   promptTokens: number;
   generatedTokens: number;
+  imageCacheHits: number;
+  imageCacheMisses: number;
+  prefixCacheHits: number;
+  prefixCacheMisses: number;
+  /** Prompt tokens whose KV came from the prefix cache instead of prefill. */
+  cachedPromptTokens: number;
+  /** Bytes held by the image and prefix caches. */
+  cacheBytes: number;
 }
+
+export const EMPTY_STATS: EngineStats = {
+  waiting: 0,
+  running: 0,
+  decodeSteps: 0,
+  batchedDecodeSteps: 0,
+  promptTokens: 0,
+  generatedTokens: 0,
+  imageCacheHits: 0,
+  imageCacheMisses: 0,
+  prefixCacheHits: 0,
+  prefixCacheMisses: 0,
+  cachedPromptTokens: 0,
+  cacheBytes: 0,
+};
 
 export class EngineError extends Error {}
 
@@ -38,14 +67,9 @@ export class Engine {
   private readonly rope: MropeTables;
   private readonly config: Qwen2VLConfig;
   private loop: Promise<void> | null = null;
-  readonly stats: EngineStats = {
-    waiting: 0,
-    running: 0,
-    decodeSteps: 0,
-    batchedDecodeSteps: 0,
-    promptTokens: 0,
-    generatedTokens: 0,
-  };
+  private readonly imageCache: ImageEmbeddingCache;
+  private readonly prefixCache: PrefixCache;
+  readonly stats: EngineStats = { ...EMPTY_STATS };
 
   constructor(
     private readonly runner: ModelRunner,
@@ -54,6 +78,8 @@ export class Engine {
   ) {
     this.config = runner.config;
     this.rope = new MropeTables(this.config.text);
+    this.imageCache = new ImageEmbeddingCache(options.imageCacheBytes);
+    this.prefixCache = new PrefixCache(options.prefixCacheBytes);
   }
 
   get maxLen(): number {
@@ -107,6 +133,14 @@ export class Engine {
   private updateCounts(): void {
     this.stats.waiting = this.waiting.length;
     this.stats.running = this.running.length;
+    const img = this.imageCache.counters;
+    const pre = this.prefixCache.counters;
+    this.stats.imageCacheHits = img.hits;
+    this.stats.imageCacheMisses = img.misses;
+    this.stats.prefixCacheHits = pre.hits;
+    this.stats.prefixCacheMisses = pre.misses;
+    this.stats.cachedPromptTokens = this.prefixCache.reusedTokens;
+    this.stats.cacheBytes = img.bytes + pre.bytes;
   }
 
   private dropAborted(): void {
@@ -159,46 +193,72 @@ export class Engine {
     for (let b = this.running.length - 1; b >= firstSlot; b--) if (this.running[b]!.finished) this.release(b);
   }
 
-  /** Vision encoder and prompt prefill into the next free slot; returns the last position's logits. */
+  /**
+   * Prompt prefill into the next free slot; returns the last position's logits. Rows shared with
+   * a cached prompt are copied from the prefix cache; images are encoded (or found in the image
+   * cache) only when some of their rows remain to be prefilled.
+   */
   private async prefill(seq: Sequence): Promise<Float32Array> {
     const start = performance.now();
     seq.timing.queuedMs = start - seq.enqueuedAt;
     const { tokens } = this.config;
     const merge = this.config.vision.spatialMergeSize;
     const req = seq.request;
-
-    // Vision tower, one image at a time.
-    const embeds: Float32Array[] = [];
-    const grids: MergedGrid[] = [];
-    for (const image of req.images) {
-      embeds.push(await this.runner.encodeImage(image.patches, image.gridThw));
-      const [t, h, w] = image.gridThw;
-      grids.push({ t, h: h / merge, w: w / merge });
-    }
-    seq.timing.visionMs = performance.now() - start;
-
+    const grids: MergedGrid[] = req.images.map(({ gridThw: [t, h, w] }) => ({ t, h: h / merge, w: w / merge }));
     const ids = expandImageTokens(req.promptIds, tokens.imagePad, grids);
     seq.promptIds = ids;
     seq.imageTokens = grids.reduce((n, g) => n + g.t * g.h * g.w, 0);
     if (ids.length + 1 > this.maxLen) {
       throw new EngineError(`prompt of ${ids.length} tokens does not fit the ${this.maxLen}-token context`);
     }
+    const prompt: PromptKey = { ids, imageKeys: req.images.map(imageKey), imageStarts: imageStartRows(ids, tokens.imagePad, grids) };
     const { positions, ropeDelta } = mropePositions(ids, tokens.imagePad, grids);
     const slot = this.running.length;
+    const kv = this.runner.kv;
+
+    let done = 0; // rows in the slot so far
+    const hit = this.options.prefixCacheBytes > 0 ? this.prefixCache.lookup(prompt) : null;
+    if (hit) {
+      kv.ensureCapacity(hit.rows, [...this.running.map((s) => s.cachedLength), 0]);
+      kv.writeRows(slot, hit.entry.rows, hit.rows);
+      done = hit.rows;
+    }
+    seq.cachedTokens = done;
+
+    // Vision tower, one image at a time, for the images with rows left to prefill.
+    const embeds: (Float32Array | null)[] = [];
+    for (let i = 0; i < req.images.length; i++) {
+      const rows = grids[i]!.t * grids[i]!.h * grids[i]!.w;
+      if (prompt.imageStarts[i]! + rows <= done) {
+        embeds.push(null);
+        continue;
+      }
+      const image = req.images[i]!;
+      const encode = () => this.runner.encodeImage(image.patches, image.gridThw);
+      embeds.push(this.options.imageCacheBytes > 0 ? (await this.imageCache.getOrEncode(prompt.imageKeys[i]!, encode)).embeds : await encode());
+    }
+    seq.timing.visionMs = performance.now() - start;
+
     const hidden = this.config.text.hiddenSize;
     const headDim = this.config.text.headDim;
-    const allEmbeds = concat(embeds);
-    let imageRow = 0; // image feature rows consumed so far
+    let image = 0; // the image whose rows come next
     let logits: Float32Array | null = null;
-    for (let from = 0; from < ids.length; from += this.options.prefillChunk) {
+    for (let from = done; from < ids.length; from += this.options.prefillChunk) {
       const count = Math.min(this.options.prefillChunk, ids.length - from);
       const cos = new Float32Array(count * headDim);
       const sin = new Float32Array(count * headDim);
       this.rope.fill(cos, sin, 0, positions, from, count);
       const imageIndex: bigint[] = [];
-      for (let r = 0; r < count; r++) if (ids[from + r] === tokens.imagePad) imageIndex.push(BigInt(r));
-      const rows = imageIndex.length;
-      this.runner.kv.ensureCapacity(from + count, [...this.running.map((s) => s.cachedLength), from]);
+      const imageRows: Float32Array[] = [];
+      for (let r = 0; r < count; r++) {
+        const row = from + r;
+        if (ids[row] !== tokens.imagePad) continue;
+        while (row >= prompt.imageStarts[image]! + grids[image]!.t * grids[image]!.h * grids[image]!.w) image++;
+        const offset = row - prompt.imageStarts[image]!;
+        imageIndex.push(BigInt(r));
+        imageRows.push(embeds[image]!.subarray(offset * hidden, (offset + 1) * hidden));
+      }
+      kv.ensureCapacity(from + count, [...this.running.map((s) => s.cachedLength), from]);
       logits = await this.runner.decode({
         firstSlot: slot,
         batch: 1,
@@ -207,12 +267,12 @@ export class Engine {
         ropeCos: cos,
         ropeSin: sin,
         seqlensK: Int32Array.of(from + count - 1),
-        imageEmbeds: allEmbeds.subarray(imageRow * hidden, (imageRow + rows) * hidden),
+        imageEmbeds: concat(imageRows),
         imageTokenIndex: BigInt64Array.from(imageIndex),
         logitsIndex: BigInt64Array.of(BigInt(count - 1)),
-      });
-      imageRow += rows;
+      }, 'prefill');
     }
+    if (this.options.prefixCacheBytes > 0) this.prefixCache.store(prompt, kv.readRows(slot, ids.length), kv.rowBytes(ids.length));
     seq.cachedLength = ids.length;
     seq.nextPosition = ids.length + ropeDelta;
     seq.timing.prefillMs = performance.now() - start - seq.timing.visionMs;
@@ -248,7 +308,7 @@ export class Engine {
       imageEmbeds: new Float32Array(0),
       imageTokenIndex: new BigInt64Array(0),
       logitsIndex: BigInt64Array.from({ length: n }, (_, b) => BigInt(b)),
-    });
+    }, 'decode');
     const elapsed = performance.now() - start;
     this.stats.decodeSteps++;
     if (n > 1) this.stats.batchedDecodeSteps++;
@@ -279,6 +339,21 @@ export function expandImageTokens(promptIds: readonly number[], imagePad: number
   }
   if (image !== grids.length) throw new EngineError(`prompt has ${image} image placeholders for ${grids.length} images`);
   return out;
+}
+
+/** The first row of each image's run of <|image_pad|> rows in an expanded prompt. */
+export function imageStartRows(ids: readonly number[], imagePad: number, grids: readonly MergedGrid[]): number[] {
+  const starts: number[] = [];
+  for (let row = 0; row < ids.length && starts.length < grids.length; ) {
+    if (ids[row] !== imagePad) {
+      row++;
+      continue;
+    }
+    const g = grids[starts.length]!;
+    starts.push(row);
+    row += g.t * g.h * g.w;
+  }
+  return starts;
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {

@@ -60,6 +60,8 @@ export interface DoneEvent {
   text: string;
   promptTokens: number;
   imageTokens: number;
+  /** Prompt tokens served from the prefix cache. */
+  cachedTokens: number;
   completionTokens: number;
   timing: RequestTiming;
 }

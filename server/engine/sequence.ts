@@ -36,6 +36,8 @@ export class Sequence {
   imageTokens = 0;
   /** Tokens held in the KV cache. */
   cachedLength = 0;
+  /** Prompt tokens whose KV came from the prefix cache. */
+  cachedTokens = 0;
   /** M-RoPE position of the next token. */
   nextPosition = 0;
   /** The last sampled token, fed to the next decode step. */
@@ -98,6 +100,7 @@ export class Sequence {
       text: this.stopMatcher.fullText,
       promptTokens: this.promptIds.length || this.request.promptIds.length,
       imageTokens: this.imageTokens,
+      cachedTokens: this.cachedTokens,
       completionTokens: this.completionTokens,
       timing: this.timing,
     });
@@ -109,6 +112,7 @@ export class Sequence {
     this.promptIds = from.promptIds;
     this.imageTokens = from.imageTokens;
     this.cachedLength = from.cachedLength;
+    this.cachedTokens = from.cachedTokens;
     this.nextPosition = from.nextPosition;
     this.timing.queuedMs = from.timing.queuedMs;
     this.timing.visionMs = from.timing.visionMs;

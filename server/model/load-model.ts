@@ -22,8 +22,10 @@ export interface ModelOptions {
   /** Upper bound for the KV cache; fewer slots are allocated when maxBatch slots would not fit. */
   kvCacheBytes: number;
   prefillChunk: number;
-  /** MatMulNBits accuracy level for int8/int4 (4: int8 activations). */
-  accuracyLevel?: number;
+  /** Memory for vision-encoder outputs kept by image content (0: off). */
+  imageCacheBytes: number;
+  /** Memory for prompt KV kept for prompts that extend it (0: off). */
+  prefixCacheBytes: number;
 }
 
 export interface LoadedModel {
@@ -45,10 +47,7 @@ export async function loadModel(dir: string, opts: ModelOptions): Promise<Loaded
   const checkpoint = await openCheckpoint(dir);
   const { config } = checkpoint;
   const t0 = performance.now();
-  const graphs = await buildModelGraphs(dir, config, checkpoint.weights, {
-    format: opts.format,
-    ...(opts.accuracyLevel !== undefined ? { accuracyLevel: opts.accuracyLevel } : {}),
-  });
+  const graphs = await buildModelGraphs(dir, config, checkpoint.weights, { format: opts.format });
   const t1 = performance.now();
   const maxModelLen = Math.min(opts.maxModelLen ?? config.text.maxPositionEmbeddings, config.text.maxPositionEmbeddings);
   const perSlot = maxModelLen * kvBytesPerToken(config.text);
@@ -62,6 +61,6 @@ export async function loadModel(dir: string, opts: ModelOptions): Promise<Loaded
   });
   const runner = await ModelRunner.create(config, graphs, kv, opts.threads ? { threads: opts.threads } : {});
   const tokenizer = ChatTokenizer.fromFiles(checkpoint.files);
-  const engine = new Engine(runner, tokenizer, { prefillChunk: opts.prefillChunk });
+  const engine = new Engine(runner, tokenizer, opts);
   return { checkpoint, tokenizer, engine, runner, maxModelLen, buildMs: t1 - t0, loadMs: performance.now() - t1 };
 }

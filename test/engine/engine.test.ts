@@ -6,7 +6,7 @@ import t from 'tap';
 import { collect, FIXTURE_SCREENSHOT, greedyRequest, loadTinyModel, prepareFile, userPrompt, type Collected } from '../helpers/tiny-model.ts';
 import { writeTestImage } from '../helpers/images.ts';
 
-const model = await loadTinyModel();
+const model = await loadTinyModel({ prefixCacheBytes: 0 }); // each request recomputes its prompt (caches.test.ts covers reuse)
 t.teardown(() => model.runner.release());
 const imagePad = model.checkpoint.config.tokens.imagePad;
 
@@ -64,7 +64,7 @@ t.test('a batch of sequences of different lengths equals each run alone', async 
 });
 
 t.test('prefill in chunks equals one-pass prefill', async (t) => {
-  const chunked = await loadTinyModel({ prefillChunk: 37 });
+  const chunked = await loadTinyModel({ prefillChunk: 37, prefixCacheBytes: 0 });
   t.teardown(() => chunked.runner.release());
   const prompt = userPrompt(model, 'Type hello into the search box.', 2);
   const a = await collect(model.engine.generate(greedyRequest(prompt, [imageA, imageB], 8)));

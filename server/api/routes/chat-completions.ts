@@ -123,7 +123,7 @@ function usage(prepared: PreparedChat, done: DoneEvent[]): Usage {
     prompt_tokens: prepared.promptTokens,
     completion_tokens: completion,
     total_tokens: prepared.promptTokens + completion,
-    prompt_tokens_details: { image_tokens: prepared.imageTokens, cached_tokens: 0 },
+    prompt_tokens_details: { image_tokens: prepared.imageTokens, cached_tokens: done[0]?.cachedTokens ?? 0 },
   };
 }
 
@@ -163,6 +163,7 @@ function observe(deps: AppDeps, request: FastifyRequest, meta: ResponseMeta, don
       completion_id: meta.id,
       prompt_tokens: meta.prepared.promptTokens,
       image_tokens: meta.prepared.imageTokens,
+      cached_tokens: done[0]!.cachedTokens,
       images_dropped: meta.prepared.imagesDropped,
       completion_tokens: completion,
       finish_reasons: done.map((d) => d.finishReason),

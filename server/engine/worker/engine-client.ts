@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ModelOptions } from '../../model/load-model.ts';
 import { AsyncChannel } from '../async-channel.ts';
-import type { EngineStats } from '../engine.ts';
+import { EMPTY_STATS, type EngineStats } from '../engine.ts';
 import type { EngineEvent, EngineRequest } from '../request.ts';
 import type { FromWorker, ModelInfo, ToWorker, WorkerInit } from './protocol.ts';
 
@@ -30,7 +30,7 @@ export class EngineClient {
   private recentSeconds: number[] = [];
   info: ModelInfo | null = null;
   loadError: string | null = null;
-  stats: EngineStats = { waiting: 0, running: 0, decodeSteps: 0, batchedDecodeSteps: 0, promptTokens: 0, generatedTokens: 0 };
+  stats: EngineStats = { ...EMPTY_STATS };
   readonly ready: Promise<ModelInfo>;
   /** Settles when the worker thread ends; it ends on its own when the model fails to load. */
   private readonly exited: Promise<void>;
@@ -111,6 +111,7 @@ export class EngineClient {
         text: '',
         promptTokens: 0,
         imageTokens: 0,
+        cachedTokens: 0,
         completionTokens: 0,
         timing: { queuedMs: 0, visionMs: 0, prefillMs: 0, decodeMs: 0, firstTokenMs: 0 },
       });

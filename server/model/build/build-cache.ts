@@ -18,17 +18,16 @@ import { fileURLToPath } from 'node:url';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import type { WeightFormat } from './layers.ts';
 import { buildDecoder } from './decoder.ts';
+import { graphRecipe, type GraphRecipe } from './recipes.ts';
 import { buildVisionEncoder } from './vision-encoder.ts';
 
 /** Bump whenever the graphs the builders emit change. */
-export const GRAPH_BUILDER_VERSION = 1;
+export const GRAPH_BUILDER_VERSION = 2;
 
 export interface BuildModelOptions {
   format: WeightFormat;
-  /** MatMulNBits accuracy_level for int8/int4 (default 4). */
-  accuracyLevel?: number;
-  /** MatMulNBits block size (default 32). */
-  blockSize?: number;
+  /** Kernels per phase (default: graphRecipe(format)). */
+  recipe?: GraphRecipe;
   /** Cache root override (default $ONNX_CACHE_DIR or <repo>/.cache/onnx). */
   cacheRoot?: string;
   /** Progress messages (build start/finish, waits on another builder). */
@@ -40,18 +39,29 @@ export interface GraphMeta {
   key: string;
   checkpointKey: string;
   format: WeightFormat;
-  accuracyLevel: number;
-  blockSize: number;
+  recipe: GraphRecipe;
   createdAt: string;
   buildSeconds: number;
-  vision: { file: string; externalBytes: number; inputs: string[]; outputs: string[] };
-  decoder: { file: string; externalBytes: number; inputs: string[]; outputs: string[]; numLayers: number };
+  vision: GraphFileMeta;
+  /** The decoder graph for prefill (and for decode steps when decodeStep is absent). */
+  decoder: GraphFileMeta & { numLayers: number };
+  /** Quantized formats: a second decoder graph with the decode kernels, same inputs and outputs. */
+  decodeStep?: GraphFileMeta;
+}
+
+interface GraphFileMeta {
+  file: string;
+  externalBytes: number;
+  inputs: string[];
+  outputs: string[];
 }
 
 export interface BuiltModelGraphs {
   dir: string;
   visionPath: string;
   decoderPath: string;
+  /** The decode-step graph; equals decoderPath when one graph serves both phases. */
+  decodeStepPath: string;
   meta: GraphMeta;
   /** True when the graphs came from the cache, false when built by this call. */
   cached: boolean;
@@ -123,11 +133,9 @@ export function checkpointContentKey(dir: string): string {
   return h.digest('hex');
 }
 
-export function graphCacheKey(checkpointKey: string, opts: { format: WeightFormat; accuracyLevel: number; blockSize: number }): string {
+export function graphCacheKey(checkpointKey: string, format: WeightFormat, recipe: GraphRecipe): string {
   const h = crypto.createHash('sha256');
-  // accuracy level and block size only matter for quantized formats
-  const quant = opts.format === 'f32' ? {} : { accuracyLevel: opts.accuracyLevel, blockSize: opts.blockSize };
-  h.update(JSON.stringify({ v: GRAPH_BUILDER_VERSION, checkpointKey, format: opts.format, ...quant }));
+  h.update(JSON.stringify({ v: GRAPH_BUILDER_VERSION, checkpointKey, format, recipe }));
   return h.digest('hex');
 }
 
@@ -175,7 +183,9 @@ function readMeta(dir: string): GraphMeta | undefined {
 }
 
 function result(dir: string, meta: GraphMeta, cached: boolean): BuiltModelGraphs {
-  return { dir, visionPath: path.join(dir, meta.vision.file), decoderPath: path.join(dir, meta.decoder.file), meta, cached };
+  const decoderPath = path.join(dir, meta.decoder.file);
+  const decodeStepPath = meta.decodeStep ? path.join(dir, meta.decodeStep.file) : decoderPath;
+  return { dir, visionPath: path.join(dir, meta.vision.file), decoderPath, decodeStepPath, meta, cached };
 }
 
 /**
@@ -189,13 +199,12 @@ export async function buildModelGraphs(
   options: BuildModelOptions,
 ): Promise<BuiltModelGraphs> {
   const format = options.format;
-  const accuracyLevel = options.accuracyLevel ?? 4;
-  const blockSize = options.blockSize ?? 32;
+  const recipe = options.recipe ?? graphRecipe(format);
   const log = options.log ?? (() => {});
   const root = options.cacheRoot ?? defaultCacheRoot();
   fs.mkdirSync(root, { recursive: true });
   const checkpointKey = checkpointContentKey(checkpointDir);
-  const key = graphCacheKey(checkpointKey, { format, accuracyLevel, blockSize });
+  const key = graphCacheKey(checkpointKey, format, recipe);
   const finalDir = path.join(root, `${format}-${key.slice(0, 24)}`);
   const lockPath = `${finalDir}.lock`;
 
@@ -214,31 +223,29 @@ export async function buildModelGraphs(
     try {
       const t0 = Date.now();
       log(`building ${format} ONNX graphs into ${finalDir}`);
-      const gopts = { format, accuracyLevel, blockSize };
-      const vis = buildVisionEncoder(config, weights, path.join(tmp, 'vision.onnx'), gopts);
-      const dec = buildDecoder(config, weights, path.join(tmp, 'decoder.onnx'), gopts);
+      const vis = buildVisionEncoder(config, weights, path.join(tmp, 'vision.onnx'), recipe.vision);
+      const dec = buildDecoder(config, weights, path.join(tmp, 'decoder.onnx'), recipe.prefill);
+      const step = recipe.decode ? buildDecoder(config, weights, path.join(tmp, 'decoder-step.onnx'), recipe.decode) : null;
       const layers = config.text.numHiddenLayers;
+      const decoderIo = {
+        inputs: [
+          'input_ids', 'image_embeds', 'image_token_index', 'rope_cos', 'rope_sin', 'seqlens_k', 'total_sequence_length',
+          ...Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
+          'logits_index',
+        ],
+        outputs: ['logits', ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()],
+      };
       const meta: GraphMeta = {
         builderVersion: GRAPH_BUILDER_VERSION,
         key,
         checkpointKey,
         format,
-        accuracyLevel,
-        blockSize,
+        recipe,
         createdAt: new Date().toISOString(),
         buildSeconds: (Date.now() - t0) / 1000,
         vision: { file: 'vision.onnx', externalBytes: vis.externalBytes, inputs: ['pixel_patches', 'rotary_cos', 'rotary_sin'], outputs: ['image_embeds'] },
-        decoder: {
-          file: 'decoder.onnx',
-          externalBytes: dec.externalBytes,
-          numLayers: layers,
-          inputs: [
-            'input_ids', 'image_embeds', 'image_token_index', 'rope_cos', 'rope_sin', 'seqlens_k', 'total_sequence_length',
-            ...Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
-            'logits_index',
-          ],
-          outputs: ['logits', ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()],
-        },
+        decoder: { file: 'decoder.onnx', externalBytes: dec.externalBytes, numLayers: layers, ...decoderIo },
+        ...(step ? { decodeStep: { file: 'decoder-step.onnx', externalBytes: step.externalBytes, ...decoderIo } } : {}),
       };
       fs.writeFileSync(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
       // a dir without meta.json is not a finished build (left by hand or by an old builder): replace it

@@ -18,7 +18,8 @@
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
 import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
-import { linearOptions, type BuiltGraph, type GraphBuildOptions } from './vision-encoder.ts';
+import type { DecoderKernels } from './recipes.ts';
+import type { BuiltGraph } from './vision-encoder.ts';
 
 export const DECODER_INPUTS = {
   inputIds: 'input_ids',
@@ -36,7 +37,7 @@ export const pastValueName = (i: number): string => `past_key_values.${i}.value`
 export const presentKeyName = (i: number): string => `present.${i}.key`;
 export const presentValueName = (i: number): string => `present.${i}.value`;
 
-export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, opts: GraphBuildOptions): BuiltGraph {
+export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, kernels: DecoderKernels): BuiltGraph {
   const t = config.text;
   const hidden = t.hiddenSize;
   const nH = t.numAttentionHeads;
@@ -45,7 +46,7 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
   const V = t.vocabSize;
   const inter = t.intermediateSize;
   if (t.hiddenAct !== 'silu') throw new Error(`unsupported text hidden_act ${t.hiddenAct}`);
-  const lo = linearOptions(opts);
+  const lo = kernels.layers;
   const dataPath = `${modelPath}.data`;
   const g = new GraphBuilder({ name: 'qwen2_vl_decoder', externalDataPath: dataPath });
   try {
@@ -72,8 +73,8 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
 
     // Embeddings, with image features scattered over the image-pad rows.
     const embName = 'model.embed_tokens.weight';
-    g.initializer(embName, readChecked(weights, embName, [V, hidden]), [V, hidden]);
-    const emb = g.op('Gather', [embName, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });
+    const table = readChecked(weights, embName, [V, hidden]);
+    const emb = embedding(g, embName, table, V, hidden, ids, kernels.embeddings);
     const embShape = g.op('Shape', [emb], {}, { name: '/model/embed_tokens/Shape' });
     const flat = g.op('Reshape', [emb, g.constInt64([-1, hidden])], {}, { name: '/model/embed_tokens/Reshape' });
     const idx2 = g.op('Unsqueeze', [imgIdx, g.constInt64([1])], {}, { name: '/model/image_merge/Unsqueeze' });
@@ -126,16 +127,12 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     const nflat = g.op('Reshape', [n, g.constInt64([-1, hidden])], {}, { name: '/model/norm/Reshape' });
     const sel = g.op('Gather', [nflat, logitsIdx], { axis: 0 }, { name: '/lm_head/Gather' });
     const tied = t.tieWordEmbeddings || !weights.has('lm_head.weight');
-    if (opts.format === 'f32') {
-      let wname = embName; // tied: reuse the embedding initializer, no second copy
-      if (!tied) {
-        wname = 'lm_head.weight';
-        g.initializer(wname, readChecked(weights, wname, [V, hidden]), [V, hidden]);
-      }
-      g.node('Gemm', [sel, wname], { transB: 1 }, { name: '/lm_head/Gemm', outputs: ['logits'] });
+    if (kernels.lmHead.kind === 'f32' && tied && kernels.embeddings === 'f32') {
+      // reuse the embedding initializer: no second copy of the [vocab, hidden] matrix
+      g.node('Gemm', [sel, embName], { transB: 1 }, { name: '/lm_head/Gemm', outputs: ['logits'] });
     } else {
-      const w = readChecked(weights, tied ? embName : 'lm_head.weight', [V, hidden]);
-      const y = linear(g, sel, '/lm_head', w, V, hidden, undefined, lo);
+      const w = tied ? table : readChecked(weights, 'lm_head.weight', [V, hidden]);
+      const y = linear(g, sel, '/lm_head', w, V, hidden, undefined, kernels.lmHead);
       g.node('Identity', [y], {}, { name: '/lm_head/Identity', outputs: ['logits'] });
     }
     g.save(modelPath);
@@ -144,4 +141,31 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     throw e;
   }
   return { modelPath, dataPath, externalBytes: g.externalBytes };
+}
+
+/**
+ * Token embeddings [B, S, hidden]. int8: one symmetric scale per row, so a lookup reads
+ * hidden bytes + one float and dequantizes only the rows it gathers.
+ */
+function embedding(g: GraphBuilder, name: string, table: Float32Array, V: number, hidden: number, ids: string, kind: 'f32' | 'int8'): string {
+  if (kind === 'f32') {
+    g.initializer(name, table, [V, hidden]);
+    return g.op('Gather', [name, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });
+  }
+  const q = new Int8Array(V * hidden);
+  const scales = new Float32Array(V);
+  for (let r = 0; r < V; r++) {
+    let amax = 0;
+    for (let j = 0; j < hidden; j++) amax = Math.max(amax, Math.abs(table[r * hidden + j]!));
+    const scale = Math.fround(amax / 127);
+    scales[r] = scale;
+    const inv = scale === 0 ? 0 : 1 / scale;
+    for (let j = 0; j < hidden; j++) q[r * hidden + j] = Math.round(table[r * hidden + j]! * inv);
+  }
+  g.initializer(`${name}.q8`, q, [V, hidden]);
+  g.initializer(`${name}.row_scales`, scales, [V, 1]);
+  const rows = g.op('Gather', [`${name}.q8`, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });
+  const f = g.op('Cast', [rows], { to: 1 }, { name: '/model/embed_tokens/Cast' });
+  const s = g.op('Gather', [`${name}.row_scales`, ids], { axis: 0 }, { name: '/model/embed_tokens/scales/Gather' });
+  return g.op('Mul', [f, s], {}, { name: '/model/embed_tokens/Mul' });
 }

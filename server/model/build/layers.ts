@@ -4,16 +4,23 @@
  */
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
 import type { WeightSource } from '../checkpoint/types.ts';
-import { quantizeBlockwise } from './quantize.ts';
+import { quantizeBlockwise, quantizePerColumnInt8, type QuantBits } from './quantize.ts';
 
 export type WeightFormat = 'f32' | 'int8' | 'int4';
 
-export interface LinearOptions {
-  format: WeightFormat;
-  /** MatMulNBits accuracy_level (0 = fp32 compute, 4 = int8 activations). */
-  accuracyLevel: number;
-  blockSize: number;
-}
+/**
+ * The operator a Linear layer runs as. Which one suits which phase is measured by bench/kernels.ts
+ * and decided in recipes.ts.
+ * - f32:   MatMul on float32 weights.
+ * - dqmm:  DynamicQuantizeMatMul: int8 weights with one scale per output column, activations
+ *          quantized per tensor at run time (fast int8 GEMM for many rows).
+ * - nbits: MatMulNBits: 4- or 8-bit block-quantized weights (one scale per block of K);
+ *          accuracyLevel 4 multiplies int8 activations (quantized per block), 0 in fp32.
+ */
+export type LinearKernel =
+  | { kind: 'f32' }
+  | { kind: 'dqmm' }
+  | { kind: 'nbits'; bits: QuantBits; blockSize: number; accuracyLevel: number };
 
 /** Transposes a row-major [rows, cols] matrix. */
 export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
@@ -48,16 +55,21 @@ export function linear(
   n: number,
   k: number,
   bias: Float32Array | undefined,
-  opts: LinearOptions,
+  kernel: LinearKernel,
 ): string {
   const wname = `${scope.slice(1).replace(/\//g, '.')}.weight`;
   let y: string;
-  if (opts.format === 'f32') {
+  if (kernel.kind === 'f32') {
     g.initializer(wname, transpose2d(w, n, k), [k, n]);
     y = g.op('MatMul', [x, wname], {}, { name: `${scope}/MatMul` });
+  } else if (kernel.kind === 'dqmm') {
+    const q = quantizePerColumnInt8(w, n, k);
+    g.initializer(`${wname}.q8`, q.data, [k, n]);
+    g.initializer(`${wname}.scales`, q.scales, [n]);
+    y = g.op('DynamicQuantizeMatMul', [x, `${wname}.q8`, `${wname}.scales`], {}, { name: `${scope}/DynamicQuantizeMatMul`, domain: MS_DOMAIN });
   } else {
-    const bits = opts.format === 'int8' ? 8 : 4;
-    const q = quantizeBlockwise(w, n, k, bits, opts.blockSize);
+    const { bits, blockSize, accuracyLevel } = kernel;
+    const q = quantizeBlockwise(w, n, k, bits, blockSize);
     const qname = `${wname}.q${bits}`;
     const sname = `${wname}.scales`;
     g.initializer(qname, q.data, [n, q.blocksPerRow, q.blobSize]);
@@ -65,7 +77,7 @@ export function linear(
     y = g.op(
       'MatMulNBits',
       [x, qname, sname],
-      { K: k, N: n, bits, block_size: opts.blockSize, accuracy_level: opts.accuracyLevel },
+      { K: k, N: n, bits, block_size: blockSize, accuracy_level: accuracyLevel },
       { name: `${scope}/MatMulNBits`, domain: MS_DOMAIN },
     );
   }

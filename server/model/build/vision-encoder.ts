@@ -9,17 +9,9 @@
  */
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
-import { applyRotary, layerNorm, linear, readChecked, transpose2d, type LinearOptions, type WeightFormat } from './layers.ts';
+import { applyRotary, layerNorm, linear, readChecked, transpose2d, type LinearKernel } from './layers.ts';
 
 export const VISION_LN_EPS = 1e-6;
-
-export interface GraphBuildOptions {
-  format: WeightFormat;
-  /** MatMulNBits accuracy_level for int8/int4 (default 4). */
-  accuracyLevel?: number;
-  /** MatMulNBits block size (default 32). */
-  blockSize?: number;
-}
 
 export interface BuiltGraph {
   modelPath: string;
@@ -28,15 +20,11 @@ export interface BuiltGraph {
   externalBytes: number;
 }
 
-export function linearOptions(opts: GraphBuildOptions): LinearOptions {
-  return { format: opts.format, accuracyLevel: opts.accuracyLevel ?? 4, blockSize: opts.blockSize ?? 32 };
-}
-
 export function buildVisionEncoder(
   config: Qwen2VLConfig,
   weights: WeightSource,
   modelPath: string,
-  opts: GraphBuildOptions,
+  lo: LinearKernel,
 ): BuiltGraph {
   const v = config.vision;
   const E = v.embedDim;
@@ -48,7 +36,6 @@ export function buildVisionEncoder(
   const merge = v.spatialMergeSize * v.spatialMergeSize;
   const mergedDim = E * merge;
   const out = v.outHiddenSize;
-  const lo = linearOptions(opts);
   const dataPath = `${modelPath}.data`;
   const g = new GraphBuilder({ name: 'qwen2_vl_vision', externalDataPath: dataPath });
   try {

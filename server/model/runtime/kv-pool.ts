@@ -23,6 +23,13 @@ export interface KvShape {
 
 export const CAPACITY_STEP = 256;
 
+/** The first rows of one slot, outside the pool: per layer K and V, each [kvHeads, rows, headDim]. */
+export interface KvRows {
+  length: number;
+  keys: Float32Array[];
+  values: Float32Array[];
+}
+
 export class KvPool {
   private keys: Float32Array[] = [];
   private values: Float32Array[] = [];
@@ -115,6 +122,39 @@ export class KvPool {
       fetches[`present.${i}.value`] = v;
     }
     return { feeds, fetches };
+  }
+
+  /** Bytes that `rows` cached tokens of one slot take. */
+  rowBytes(rows: number): number {
+    return 2 * this.shape.layers * this.shape.kvHeads * rows * this.shape.headDim * 4;
+  }
+
+  /** A copy of the first `length` rows of `slot`. */
+  readRows(slot: number, length: number): KvRows {
+    const { kvHeads, headDim } = this.shape;
+    const take = (buf: Float32Array): Float32Array => {
+      const out = new Float32Array(kvHeads * length * headDim);
+      for (let h = 0; h < kvHeads; h++) {
+        const src = (slot * kvHeads + h) * this.cap * headDim;
+        out.set(buf.subarray(src, src + length * headDim), h * length * headDim);
+      }
+      return out;
+    };
+    return { length, keys: this.keys.map(take), values: this.values.map(take) };
+  }
+
+  /** Writes the first `length` rows of `rows` into `slot` (capacity must already hold them). */
+  writeRows(slot: number, rows: KvRows, length: number): void {
+    if (length > this.cap || length > rows.length) throw new Error(`KV cache: cannot write ${length} rows (capacity ${this.cap}, have ${rows.length})`);
+    const { kvHeads, headDim } = this.shape;
+    const put = (dst: Float32Array, src: Float32Array): void => {
+      for (let h = 0; h < kvHeads; h++) {
+        const from = h * rows.length * headDim;
+        dst.set(src.subarray(from, from + length * headDim), (slot * kvHeads + h) * this.cap * headDim);
+      }
+    };
+    this.keys.forEach((buf, l) => put(buf, rows.keys[l]!));
+    this.values.forEach((buf, l) => put(buf, rows.values[l]!));
   }
 
   /** Copies the first `length` cached tokens of slot `from` into slot `to` (compaction; n > 1 sharing a prefill). */

@@ -39,24 +39,28 @@ export interface DecoderStep {
   logitsIndex: BigInt64Array;
 }
 
+/** Prompt rows (prefill) or one row per running sequence (decode): quantized formats run a graph per phase. */
+export type DecoderPhase = 'prefill' | 'decode';
+
 export class ModelRunner {
   constructor(
     readonly config: Qwen2VLConfig,
     private readonly vision: ort.InferenceSession,
-    private readonly decoder: ort.InferenceSession,
+    private readonly decoders: Record<DecoderPhase, ort.InferenceSession>,
     readonly kv: KvPool,
   ) {}
 
   static async create(
     config: Qwen2VLConfig,
-    paths: { visionPath: string; decoderPath: string },
+    paths: { visionPath: string; decoderPath: string; decodeStepPath: string },
     kv: KvPool,
     opts: SessionOptions,
   ): Promise<ModelRunner> {
     const options = sessionOptions(opts);
     const vision = await ort.InferenceSession.create(paths.visionPath, options);
-    const decoder = await ort.InferenceSession.create(paths.decoderPath, options);
-    return new ModelRunner(config, vision, decoder, kv);
+    const prefill = await ort.InferenceSession.create(paths.decoderPath, options);
+    const decode = paths.decodeStepPath === paths.decoderPath ? prefill : await ort.InferenceSession.create(paths.decodeStepPath, options);
+    return new ModelRunner(config, vision, { prefill, decode }, kv);
   }
 
   /** Vision tower for one image: patches [t*h*w, 1176] -> merged features [t*h*w/4, hidden]. */
@@ -76,7 +80,7 @@ export class ModelRunner {
   }
 
   /** One decoder run; returns logits [logitsIndex.length, vocab]. */
-  async decode(step: DecoderStep): Promise<Float32Array> {
+  async decode(step: DecoderStep, phase: DecoderPhase): Promise<Float32Array> {
     const { hiddenSize, headDim } = this.config.text;
     const { batch, seqLen } = step;
     const total = Math.max(...step.seqlensK) + 1;
@@ -86,7 +90,7 @@ export class ModelRunner {
       step.logitsIndex.length,
       this.config.text.vocabSize,
     ]);
-    await this.decoder.run(
+    await this.decoders[phase].run(
       {
         ...feeds,
         input_ids: new ort.Tensor('int64', step.inputIds, [batch, seqLen]),
@@ -105,6 +109,7 @@ export class ModelRunner {
 
   async release(): Promise<void> {
     await this.vision.release();
-    await this.decoder.release();
+    await this.decoders.prefill.release();
+    if (this.decoders.decode !== this.decoders.prefill) await this.decoders.decode.release();
   }
 }

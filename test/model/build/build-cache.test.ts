@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { openCheckpoint } from '../../../server/model/checkpoint/checkpoint.ts';
 import { ensureTinyCheckpoint } from '../../../server/model/checkpoint/tiny.ts';
 import { buildModelGraphs, checkpointContentKey, defaultCacheRoot, GRAPH_BUILDER_VERSION } from '../../../server/model/build/build-cache.ts';
+import { graphRecipe } from '../../../server/model/build/recipes.ts';
 import { tmpDir } from './helpers.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -33,19 +34,27 @@ t.test('reuses, and rebuilds when options change', async (t) => {
   const b = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'f32', cacheRoot: root });
   t.equal(b.cached, true);
   t.equal(b.dir, a.dir);
-  const f32acc0 = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'f32', accuracyLevel: 0, cacheRoot: root });
-  t.equal(f32acc0.dir, a.dir, 'accuracy level does not matter for f32');
+  const explicit = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'f32', recipe: graphRecipe('f32'), cacheRoot: root });
+  t.equal(explicit.dir, a.dir, 'the default recipe, passed explicitly, is the same build');
+  t.equal(a.decodeStepPath, a.decoderPath, 'f32: one decoder graph for both phases');
   const q8 = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int8', cacheRoot: root });
   t.equal(q8.cached, false);
   t.not(q8.dir, a.dir);
-  const q8acc0 = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int8', accuracyLevel: 0, cacheRoot: root });
-  t.equal(q8acc0.cached, false);
-  t.not(q8acc0.dir, q8.dir);
+  t.not(q8.decodeStepPath, q8.decoderPath, 'int8: a decode-step graph beside the prefill graph');
+  const otherVision = await buildModelGraphs(tiny, ck.config, ck.weights, {
+    format: 'int8',
+    recipe: { ...graphRecipe('int8'), vision: { kind: 'f32' } },
+    cacheRoot: root,
+  });
+  t.equal(otherVision.cached, false);
+  t.not(otherVision.dir, q8.dir, 'another recipe is another build');
   t.same(fs.readdirSync(root).filter((n) => n.includes('.tmp-') || n.endsWith('.lock')), [], 'no temp dirs or locks left');
   for (const r of [a, q8]) {
-    const s = await ort.InferenceSession.create(r.decoderPath);
-    t.same(s.outputNames, r.meta.decoder.outputs);
-    t.same(s.inputNames, r.meta.decoder.inputs);
+    for (const file of [r.decoderPath, r.decodeStepPath]) {
+      const s = await ort.InferenceSession.create(file);
+      t.same(s.outputNames, r.meta.decoder.outputs);
+      t.same(s.inputNames, r.meta.decoder.inputs);
+    }
     const v = await ort.InferenceSession.create(r.visionPath);
     t.same(v.inputNames, r.meta.vision.inputs);
   }
@@ -95,10 +104,10 @@ t.test('concurrent builders of the same key in two processes', async (t) => {
 
 t.test('a stale lock from a dead process is taken over', async (t) => {
   const root = tmpDir('onnx-cache');
-  const first = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int4', accuracyLevel: 0, cacheRoot: root });
+  const first = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int4', cacheRoot: root });
   fs.rmSync(first.dir, { recursive: true });
   fs.writeFileSync(`${first.dir}.lock`, JSON.stringify({ pid: 999999999, host: (await import('node:os')).hostname() }));
-  const again = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int4', accuracyLevel: 0, cacheRoot: root });
+  const again = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int4', cacheRoot: root });
   t.equal(again.cached, false);
   t.equal(again.dir, first.dir);
   t.notOk(fs.existsSync(`${first.dir}.lock`));

@@ -3,6 +3,7 @@ import path from 'node:path';
 import t from 'tap';
 import onnxProto from 'onnx-proto';
 import { buildDecoder } from '../../../server/model/build/decoder.ts';
+import { graphRecipe } from '../../../server/model/build/recipes.ts';
 import {
   makeKv, maxAbs, maxAbsDiff, randomArray, randomWeights, range, refDecoder, rng, ropeTable, runDecoder, session, tinyConfig, tmpDir,
 } from './helpers.ts';
@@ -15,7 +16,8 @@ const D = cfg.text.headDim;
 const weights = randomWeights(cfg, 11);
 const dir = tmpDir('decoder');
 const f32Path = path.join(dir, 'decoder-f32.onnx');
-buildDecoder(cfg, weights, f32Path, { format: 'f32' });
+const F32 = graphRecipe('f32').prefill;
+buildDecoder(cfg, weights, f32Path, F32);
 
 const r = rng(3);
 const seqA = range(0, 40).map(() => Math.floor(r() * 280));
@@ -141,7 +143,7 @@ t.test('untied lm_head', async (t) => {
   const c2 = tinyConfig({ tie: false, textLayers: 1 });
   const w2 = randomWeights(c2, 5);
   const p = path.join(dir, 'decoder-untied.onnx');
-  buildDecoder(c2, w2, p, { format: 'f32' });
+  buildDecoder(c2, w2, p, F32);
   const s = await session(p);
   const ref = refRows(c2, w2, seqA.slice(0, 6));
   const out = await runDecoder(s, c2, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [2, 5] }, makeKv(c2, 1, 0), false);
@@ -162,17 +164,18 @@ t.test('int8 / int4 logits drift vs f32 (same input, 20 decode steps)', async (t
   const argmax = (x: Float32Array) => x.reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);
   const base = await runSeq(f32Path);
   for (const [format, bound] of [['int8', 0.05], ['int4', 0.35]] as const) {
-    for (const acc of [0, 4]) {
-      const p = path.join(dir, `decoder-${format}-acc${acc}.onnx`);
-      buildDecoder(cfg, weights, p, { format, accuracyLevel: acc });
+    const recipe = graphRecipe(format);
+    for (const [phase, kernels] of [['prefill', recipe.prefill], ['decode', recipe.decode!]] as const) {
+      const p = path.join(dir, `decoder-${format}-${phase}.onnx`);
+      buildDecoder(cfg, weights, p, kernels);
       const got = await runSeq(p);
       let rel = 0, agree = 0;
       got.forEach((g, i) => {
         rel = Math.max(rel, maxAbsDiff(g, base[i]!) / maxAbs(base[i]!));
         if (argmax(g) === argmax(base[i]!)) agree++;
       });
-      t.comment(`decoder ${format} accuracy_level ${acc}: max |logit diff| / max |logit| = ${rel.toExponential(2)}, argmax agrees ${agree}/${got.length}`);
-      t.ok(rel < bound, `${format} acc${acc} drift ${rel.toExponential(2)} < ${bound}`);
+      t.comment(`decoder ${format} ${phase} graph: max |logit diff| / max |logit| = ${rel.toExponential(2)}, argmax agrees ${agree}/${got.length}`);
+      t.ok(rel < bound, `${format} ${phase} drift ${rel.toExponential(2)} < ${bound}`);
     }
   }
 });

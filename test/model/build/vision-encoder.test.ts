@@ -23,7 +23,7 @@ async function run(sess: ort.InferenceSession, gh: number, gw: number, seed: num
 
 t.test('f32 vision encoder equals the float64 reference', async (t) => {
   const p = path.join(dir, 'vision-f32.onnx');
-  buildVisionEncoder(cfg, weights, p, { format: 'f32' });
+  buildVisionEncoder(cfg, weights, p, { kind: 'f32' });
   const sess = await session(p);
   t.same(sess.inputNames, ['pixel_patches', 'rotary_cos', 'rotary_sin']);
   t.same(sess.outputNames, ['image_embeds']);
@@ -36,15 +36,18 @@ t.test('f32 vision encoder equals the float64 reference', async (t) => {
 });
 
 t.test('int8 / int4 vision drift vs the reference', async (t) => {
-  for (const [format, bound] of [['int8', 0.05], ['int4', 0.3]] as const) {
-    for (const acc of [0, 4]) {
-      const p = path.join(dir, `vision-${format}-acc${acc}.onnx`);
-      buildVisionEncoder(cfg, weights, p, { format, accuracyLevel: acc });
-      const sess = await session(p);
-      const { out, ref } = await run(sess, 4, 6, 46);
-      const rel = maxAbsDiff(out.data as Float32Array, ref) / maxAbs(ref);
-      t.comment(`vision ${format} accuracy_level ${acc}: max abs diff / max |ref| = ${rel.toExponential(2)}`);
-      t.ok(rel < bound, `${format} acc${acc} relative drift ${rel.toExponential(2)} < ${bound}`);
-    }
+  const kernels = [
+    ['int8 DynamicQuantizeMatMul', { kind: 'dqmm' }, 0.05],
+    ['MatMulNBits 8-bit', { kind: 'nbits', bits: 8, blockSize: 32, accuracyLevel: 4 }, 0.05],
+    ['MatMulNBits 4-bit', { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 }, 0.3],
+  ] as const;
+  for (const [label, kernel, bound] of kernels) {
+    const p = path.join(dir, `vision-${kernel.kind}-${'bits' in kernel ? kernel.bits : 8}.onnx`);
+    buildVisionEncoder(cfg, weights, p, kernel);
+    const sess = await session(p);
+    const { out, ref } = await run(sess, 4, 6, 46);
+    const rel = maxAbsDiff(out.data as Float32Array, ref) / maxAbs(ref);
+    t.comment(`vision ${label}: max abs diff / max |ref| = ${rel.toExponential(2)}`);
+    t.ok(rel < bound, `${label} relative drift ${rel.toExponential(2)} < ${bound}`);
   }
 });

@@ -22,7 +22,7 @@ import { graphRecipe, type GraphRecipe } from './recipes.ts';
 import { buildVisionEncoder } from './vision-encoder.ts';
 
 /** Bump whenever the graphs the builders emit change. */
-export const GRAPH_BUILDER_VERSION = 2;
+export const GRAPH_BUILDER_VERSION = 3;
 
 export interface BuildModelOptions {
   format: WeightFormat;
@@ -233,7 +233,11 @@ export async function buildModelGraphs(
           ...Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
           'logits_index',
         ],
-        outputs: ['logits', ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()],
+        outputs: [
+          'logits',
+          ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat(),
+          ...Array.from({ length: layers }, (_, i) => [`key_rows.${i}`, `value_rows.${i}`]).flat(),
+        ],
       };
       const meta: GraphMeta = {
         builderVersion: GRAPH_BUILDER_VERSION,

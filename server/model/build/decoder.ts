@@ -12,8 +12,10 @@
  *   logits_index               int64 [L]           flat rows of B*S whose logits are computed
  * Outputs:
  *   logits                     f32   [L, vocab]
- *   present.{i}.key / .value   f32   [B, kvHeads, maxLen, headDim]  (GroupQueryAttention; pass the
- *                              past tensors as the pre-allocated present outputs to append in place)
+ *   present.{i}.key / .value   f32   [B, kvHeads, maxLen, headDim]  (GroupQueryAttention's past + new rows)
+ *   key_rows.{i} / value_rows.{i}  f32  [B, S, kvHeads*headDim]  this run's new K (after rotary) and V rows:
+ *                              onnxruntime-node copies every CPU input and fetched output across its
+ *                              boundary, so the engine fetches these few rows, not the whole present
  */
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
@@ -36,6 +38,8 @@ export const pastKeyName = (i: number): string => `past_key_values.${i}.key`;
 export const pastValueName = (i: number): string => `past_key_values.${i}.value`;
 export const presentKeyName = (i: number): string => `present.${i}.key`;
 export const presentValueName = (i: number): string => `present.${i}.value`;
+export const keyRowsName = (i: number): string => `key_rows.${i}`;
+export const valueRowsName = (i: number): string => `value_rows.${i}`;
 
 export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, kernels: DecoderKernels): BuiltGraph {
   const t = config.text;
@@ -70,6 +74,10 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
       g.output(presentKeyName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
       g.output(presentValueName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
     }
+    for (let i = 0; i < t.numHiddenLayers; i++) {
+      g.output(keyRowsName(i), 'float32', ['batch_size', 'sequence_length', kvH * D]);
+      g.output(valueRowsName(i), 'float32', ['batch_size', 'sequence_length', kvH * D]);
+    }
 
     // Embeddings, with image features scattered over the image-pad rows.
     const embName = 'model.embed_tokens.weight';
@@ -99,6 +107,8 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
       const k4 = g.op('Reshape', [k, shapeK4], {}, { name: `${s}/attn/k/Reshape` });
       const qr = g.op('Reshape', [applyRotary(g, q4, cos, sin, D, `${s}/attn/q_rotary`), shape3], {}, { name: `${s}/attn/q/Reshape_1` });
       const kr = g.op('Reshape', [applyRotary(g, k4, cos, sin, D, `${s}/attn/k_rotary`), shape3], {}, { name: `${s}/attn/k/Reshape_1` });
+      g.node('Identity', [kr], {}, { name: `${s}/attn/key_rows/Identity`, outputs: [keyRowsName(i)] });
+      g.node('Identity', [v], {}, { name: `${s}/attn/value_rows/Identity`, outputs: [valueRowsName(i)] });
       const [pk, pv] = past[i]!;
       const [att] = g.node(
         'GroupQueryAttention',

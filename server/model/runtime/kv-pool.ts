@@ -2,8 +2,9 @@
  * The decoder's KV cache: per layer one buffer for K and one for V, shaped
  * [slots, kvHeads, capacity, headDim]. A running sequence owns one slot; running sequences
  * always occupy slots 0..n-1, so a decode step over n sequences passes the first n slots as one
- * contiguous tensor. GroupQueryAttention writes the new K/V rows in place (the same tensor is
- * passed as past input and present output).
+ * contiguous tensor. A run reads the slots as its past and returns only its new K/V rows, which
+ * are appended here (onnxruntime-node copies inputs and outputs, so the whole present never
+ * crosses back).
  *
  * The capacity (tokens per slot) grows with the longest running sequence, in steps of
  * CAPACITY_STEP up to maxLen, and shrinks back when the engine is idle: the cost of a step
@@ -102,26 +103,45 @@ export class KvPool {
     }
   }
 
-  /**
-   * Feeds for slots [first, first+count): `past_key_values.i.key/value` and the same
-   * tensors as `present.i.key/value` fetches, so the run appends in place.
-   */
-  tensors(first: number, count: number): { feeds: Record<string, ort.Tensor>; fetches: Record<string, ort.Tensor> } {
+  /** Feeds for slots [first, first+count): `past_key_values.i.key/value` over the slots' buffers. */
+  pastFeeds(first: number, count: number): Record<string, ort.Tensor> {
     const { kvHeads, headDim } = this.shape;
     const dims = [count, kvHeads, this.cap, headDim];
     const from = first * this.slotSize();
     const to = from + count * this.slotSize();
     const feeds: Record<string, ort.Tensor> = {};
-    const fetches: Record<string, ort.Tensor> = {};
     for (let i = 0; i < this.shape.layers; i++) {
-      const k = new ort.Tensor('float32', this.keys[i]!.subarray(from, to), dims);
-      const v = new ort.Tensor('float32', this.values[i]!.subarray(from, to), dims);
-      feeds[`past_key_values.${i}.key`] = k;
-      feeds[`past_key_values.${i}.value`] = v;
-      fetches[`present.${i}.key`] = k;
-      fetches[`present.${i}.value`] = v;
+      feeds[`past_key_values.${i}.key`] = new ort.Tensor('float32', this.keys[i]!.subarray(from, to), dims);
+      feeds[`past_key_values.${i}.value`] = new ort.Tensor('float32', this.values[i]!.subarray(from, to), dims);
     }
-    return { feeds, fetches };
+    return feeds;
+  }
+
+  /**
+   * Appends a run's new rows: `keyRows[l]` / `valueRows[l]` are [count, seqLen, kvHeads*headDim];
+   * sequence b's rows go to slot first+b from row starts[b].
+   */
+  appendRows(first: number, seqLen: number, starts: ArrayLike<number>, keyRows: Float32Array[], valueRows: Float32Array[]): void {
+    const { kvHeads, headDim } = this.shape;
+    const width = kvHeads * headDim;
+    for (const [pool, rows] of [
+      [this.keys, keyRows],
+      [this.values, valueRows],
+    ] as const) {
+      pool.forEach((buf, l) => {
+        const src = rows[l]!;
+        for (let b = 0; b < starts.length; b++) {
+          if (starts[b]! + seqLen > this.cap) throw new Error(`KV cache: rows ${starts[b]}..${starts[b]! + seqLen} exceed capacity ${this.cap}`);
+          for (let r = 0; r < seqLen; r++) {
+            const from = (b * seqLen + r) * width;
+            for (let h = 0; h < kvHeads; h++) {
+              const to = (((first + b) * kvHeads + h) * this.cap + starts[b]! + r) * headDim;
+              buf.set(src.subarray(from + h * headDim, from + (h + 1) * headDim), to);
+            }
+          }
+        }
+      });
+    }
   }
 
   /** Bytes that `rows` cached tokens of one slot take. */

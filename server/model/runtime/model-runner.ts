@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen2VLConfig } from '../checkpoint/types.ts';
 import { visionRotary } from '../qwen2-vl/vision-rotary.ts';
 import type { KvPool } from './kv-pool.ts';
+import { keyRowsName, valueRowsName } from '../build/decoder.ts';
 
 export interface SessionOptions {
   /** Threads for ONNX Runtime's intra-op pool (default: all cores). */
@@ -79,20 +80,20 @@ export class ModelRunner {
     return out['image_embeds']!.data as Float32Array;
   }
 
-  /** One decoder run; returns logits [logitsIndex.length, vocab]. */
+  /** One decoder run; appends its K/V rows to the pool and returns logits [logitsIndex.length, vocab]. */
   async decode(step: DecoderStep, phase: DecoderPhase): Promise<Float32Array> {
-    const { hiddenSize, headDim } = this.config.text;
+    const { hiddenSize, headDim, vocabSize, numHiddenLayers } = this.config.text;
     const { batch, seqLen } = step;
     const total = Math.max(...step.seqlensK) + 1;
-    const { feeds, fetches } = this.kv.tensors(step.firstSlot, batch);
     const m = step.imageTokenIndex.length;
-    const logits = new ort.Tensor('float32', new Float32Array(step.logitsIndex.length * this.config.text.vocabSize), [
-      step.logitsIndex.length,
-      this.config.text.vocabSize,
-    ]);
-    await this.decoders[phase].run(
+    const fetches: Record<string, null> = { logits: null };
+    for (let i = 0; i < numHiddenLayers; i++) {
+      fetches[keyRowsName(i)] = null;
+      fetches[valueRowsName(i)] = null;
+    }
+    const out = await this.decoders[phase].run(
       {
-        ...feeds,
+        ...this.kv.pastFeeds(step.firstSlot, batch),
         input_ids: new ort.Tensor('int64', step.inputIds, [batch, seqLen]),
         image_embeds: new ort.Tensor('float32', step.imageEmbeds, [m, hiddenSize]),
         image_token_index: new ort.Tensor('int64', step.imageTokenIndex, [m]),
@@ -102,9 +103,14 @@ export class ModelRunner {
         total_sequence_length: new ort.Tensor('int32', Int32Array.of(total), []),
         logits_index: new ort.Tensor('int64', step.logitsIndex, [step.logitsIndex.length]),
       },
-      { ...fetches, logits },
+      fetches,
     );
-    return logits.data as Float32Array;
+    const rows = (name: (i: number) => string) => Array.from({ length: numHiddenLayers }, (_, i) => out[name(i)]!.data as Float32Array);
+    const starts = Array.from(step.seqlensK, (k) => k + 1 - seqLen);
+    this.kv.appendRows(step.firstSlot, seqLen, starts, rows(keyRowsName), rows(valueRowsName));
+    const logits = out['logits']!.data as Float32Array;
+    if (logits.length !== step.logitsIndex.length * vocabSize) throw new Error(`decoder returned ${logits.length} logits`);
+    return logits;
   }
 
   async release(): Promise<void> {

@@ -41,7 +41,11 @@ t.test('graph interface', async (t) => {
     ...range(0, L).flatMap((i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]),
     'logits_index',
   ]);
-  t.same(s.outputNames, ['logits', ...range(0, L).flatMap((i) => [`present.${i}.key`, `present.${i}.value`])]);
+  t.same(s.outputNames, [
+    'logits',
+    ...range(0, L).flatMap((i) => [`present.${i}.key`, `present.${i}.value`]),
+    ...range(0, L).flatMap((i) => [`key_rows.${i}`, `value_rows.${i}`]),
+  ]);
   // tied lm_head reuses the embedding initializer: exactly one [V, H] tensor
   const m = onnx.ModelProto.decode(fs.readFileSync(f32Path));
   const vh = m.graph!.initializer!.filter((i) => i.dims!.length === 2 && Number(i.dims![0]) === V && Number(i.dims![1]) === Hd);

@@ -41,6 +41,7 @@ export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** The per-request log line the chat route writes ("chat completion"), as the benches read it. */
 export interface RequestLogLine {
   msg?: string;
+  completion_id?: string;
   ms?: { image: number; template: number; queue: number; vision: number; prefill: number; decode: number; total: number };
 }
 

@@ -187,7 +187,7 @@ export class Engine {
         this.runner.kv.copy(firstSlot, firstSlot + i, first.cachedLength);
         seq.adoptPrefill(first);
       }
-      seq.accept(seq.sampler.sample(logits, seq.request.topLogprobs), this.maxLen);
+      seq.accept(seq.sampler.sample(logits, seq.request.topLogprobs), this.maxLen, logits);
       this.stats.generatedTokens++;
     }
     for (let b = this.running.length - 1; b >= firstSlot; b--) if (this.running[b]!.finished) this.release(b);
@@ -317,7 +317,8 @@ export class Engine {
       seq.cachedLength++;
       seq.nextPosition++;
       seq.timing.decodeMs += elapsed;
-      seq.accept(seq.sampler.sample(logits.subarray(b * vocab, (b + 1) * vocab), seq.request.topLogprobs), this.maxLen);
+      const row = logits.subarray(b * vocab, (b + 1) * vocab);
+      seq.accept(seq.sampler.sample(row, seq.request.topLogprobs), this.maxLen, row);
       this.stats.generatedTokens++;
     }
     for (let b = n - 1; b >= 0; b--) if (this.running[b]!.finished) this.release(b);

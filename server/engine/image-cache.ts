@@ -8,7 +8,7 @@
  */
 import crypto from 'node:crypto';
 import type { ImageInput } from './request.ts';
-import { ByteLru } from './lru-cache.ts';
+import { ByteLru } from '../common/byte-lru.ts';
 
 export function imageKey(image: ImageInput): string {
   const h = crypto.createHash('sha256');

@@ -11,7 +11,7 @@
  */
 import crypto from 'node:crypto';
 import type { KvRows } from '../model/runtime/kv-pool.ts';
-import { ByteLru } from './lru-cache.ts';
+import { ByteLru } from '../common/byte-lru.ts';
 
 /** A prompt as the cache sees it: expanded ids, and per image its content key and first row. */
 export interface PromptKey {

@@ -22,6 +22,8 @@ export interface EngineRequest {
   /** Number of alternatives per generated token (0: none). */
   topLogprobs: number;
   skipSpecialTokens: boolean;
+  /** Attach the raw next-token logits to each token event (drift measurements; not exposed over HTTP). */
+  returnLogits?: boolean;
   /** Completions to generate from the prompt; they share one prefill (default 1). */
   n?: number;
   signal?: AbortSignal;
@@ -46,6 +48,8 @@ export interface TokenEvent {
   top: TokenLogprob[];
   /** Text that became final with this token (may be empty while a character or stop string is pending). */
   text: string;
+  /** The logits this token was sampled from, when the request asked for them. */
+  logits?: Float32Array;
 }
 
 export interface DoneEvent {

@@ -65,7 +65,7 @@ export class Sequence {
   }
 
   /** Records a sampled token, emits its event, and decides whether the sequence ends. */
-  accept(sampled: SampledToken, maxLen: number): void {
+  accept(sampled: SampledToken, maxLen: number, logits: Float32Array): void {
     if (this.completionTokens === 0) this.timing.firstTokenMs = performance.now() - this.enqueuedAt;
     this.completionTokens++;
     this.lastToken = sampled.token;
@@ -81,7 +81,15 @@ export class Sequence {
     if (!reason && this.completionTokens >= this.request.maxTokens) reason = 'length';
     // The next decode step needs one more cache row.
     if (!reason && this.cachedLength + 1 >= maxLen) reason = 'length';
-    this.group.events.push({ type: 'token', index: this.index, token: sampled.token, logprob: sampled.logprob, top: sampled.top, text });
+    this.group.events.push({
+      type: 'token',
+      index: this.index,
+      token: sampled.token,
+      logprob: sampled.logprob,
+      top: sampled.top,
+      text,
+      ...(this.request.returnLogits ? { logits: logits.slice() } : {}),
+    });
     if (reason) this.finish(reason);
   }
 

@@ -2,6 +2,8 @@
  * Encoded image bytes -> what the vision tower takes: decode (sharp, with limits),
  * choose the size (resize policy), resize as Hugging Face does (PIL bicubic), patchify.
  */
+import crypto from 'node:crypto';
+import { ByteLru } from '../common/byte-lru.ts';
 import type { PreprocessorConfig } from '../model/checkpoint/types.ts';
 import { preprocessImage, type PreprocessedImage } from '../model/qwen2-vl/image-processor.ts';
 import { decodeImage, type DecodeLimits } from './decode.ts';
@@ -27,4 +29,19 @@ export async function prepareImage(
   const { width, height } = resolveResize(decoded.width, decoded.height, policy);
   const rgb = { data: decoded.data, width: decoded.width, height: decoded.height };
   return { ...preprocessImage(rgb, width, height, cfg), originalWidth: decoded.width, originalHeight: decoded.height };
+}
+
+/**
+ * Prepared images by encoded bytes and resize policy. An agent re-sends every earlier screenshot
+ * at each step; decoding and resizing them again cost ~100-250 ms each on the HTTP thread.
+ */
+export class PreparedImageCache extends ByteLru<PreparedImage> {
+  async prepare(bytes: Uint8Array, policy: ResizePolicy, cfg: PreprocessorConfig, limits: DecodeLimits = {}): Promise<PreparedImage> {
+    const key = crypto.createHash('sha256').update(JSON.stringify(policy)).update(bytes).digest('hex');
+    const hit = this.get(key);
+    if (hit) return hit;
+    const image = await prepareImage(bytes, policy, cfg, limits);
+    this.set(key, image, image.patches.byteLength);
+    return image;
+  }
 }

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import type { LoadedModel } from '../../server/model/load-model.ts';
 import type { TemplateMessage, TemplatePart } from '../../server/model/tokenizer.ts';
 import { imageKey } from '../../server/engine/image-cache.ts';
-import { ByteLru } from '../../server/engine/lru-cache.ts';
+import { ByteLru } from '../../server/common/byte-lru.ts';
 import { PrefixCache, sharedPrefix } from '../../server/engine/prefix-cache.ts';
 import { writeTestImage } from '../helpers/images.ts';
 import { collect, FIXTURE_SCREENSHOT, greedyRequest, loadTinyModel, prepareFile, type Collected } from '../helpers/tiny-model.ts';

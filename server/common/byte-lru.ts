@@ -1,5 +1,5 @@
 /**
- * A byte-bounded least-recently-used map. Both engine caches (image embeddings, prefix KV) keep
+ * A byte-bounded least-recently-used map. The caches (prepared images, image embeddings, prefix KV) keep
  * large typed arrays whose sizes vary by an order of magnitude, so the bound is bytes, not entries.
  */
 export interface CacheCounters {

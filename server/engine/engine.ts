@@ -8,6 +8,7 @@
  *                                                           ▲                   │
  *                                                           └── finished: slot compacted
  */
+import { concatFloat32 } from '../common/concat.ts';
 import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
 import { mropePositions, MropeTables, type MergedGrid } from '../model/qwen2-vl/mrope.ts';
 import type { ModelRunner } from '../model/runtime/model-runner.ts';
@@ -267,7 +268,7 @@ export class Engine {
         ropeCos: cos,
         ropeSin: sin,
         seqlensK: Int32Array.of(from + count - 1),
-        imageEmbeds: concat(imageRows),
+        imageEmbeds: concatFloat32(imageRows),
         imageTokenIndex: BigInt64Array.from(imageIndex),
         logitsIndex: BigInt64Array.of(BigInt(count - 1)),
       }, 'prefill');
@@ -355,14 +356,4 @@ export function imageStartRows(ids: readonly number[], imagePad: number, grids: 
     row += g.t * g.h * g.w;
   }
   return starts;
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -17,6 +17,7 @@
  *                              onnxruntime-node copies every CPU input and fetched output across its
  *                              boundary, so the engine fetches these few rows, not the whole present
  */
+import { concatFloat32 } from '../../common/concat.ts';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
 import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
@@ -95,14 +96,26 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     const shapeQ4 = g.constInt64([0, 0, nH, D]);
     const shapeK4 = g.constInt64([0, 0, kvH, D]);
     const shape3 = g.constInt64([0, 0, -1]);
+    const splitQkv = g.constInt64([nH * D, kvH * D, kvH * D]);
+    const splitGateUp = g.constInt64([inter, inter]);
 
     for (let i = 0; i < t.numHiddenLayers; i++) {
       const p = `model.layers.${i}`;
       const s = `/model/layers.${i}`;
       const h = rmsNorm(g, x, `${s}/input_layernorm`, readChecked(weights, `${p}.input_layernorm.weight`, [hidden]), t.rmsNormEps);
-      const q = linear(g, h, `${s}/attn/q_proj`, readChecked(weights, `${p}.self_attn.q_proj.weight`, [nH * D, hidden]), nH * D, hidden, readChecked(weights, `${p}.self_attn.q_proj.bias`, [nH * D]), lo);
-      const k = linear(g, h, `${s}/attn/k_proj`, readChecked(weights, `${p}.self_attn.k_proj.weight`, [kvH * D, hidden]), kvH * D, hidden, readChecked(weights, `${p}.self_attn.k_proj.bias`, [kvH * D]), lo);
-      const v = linear(g, h, `${s}/attn/v_proj`, readChecked(weights, `${p}.self_attn.v_proj.weight`, [kvH * D, hidden]), kvH * D, hidden, readChecked(weights, `${p}.self_attn.v_proj.bias`, [kvH * D]), lo);
+      // q, k and v as one matmul (rows stacked), then split: fewer and larger kernels.
+      const qkvW = concatFloat32([
+        readChecked(weights, `${p}.self_attn.q_proj.weight`, [nH * D, hidden]),
+        readChecked(weights, `${p}.self_attn.k_proj.weight`, [kvH * D, hidden]),
+        readChecked(weights, `${p}.self_attn.v_proj.weight`, [kvH * D, hidden]),
+      ]);
+      const qkvB = concatFloat32([
+        readChecked(weights, `${p}.self_attn.q_proj.bias`, [nH * D]),
+        readChecked(weights, `${p}.self_attn.k_proj.bias`, [kvH * D]),
+        readChecked(weights, `${p}.self_attn.v_proj.bias`, [kvH * D]),
+      ]);
+      const qkv = linear(g, h, `${s}/attn/qkv_proj`, qkvW, (nH + 2 * kvH) * D, hidden, qkvB, lo);
+      const [q, k, v] = g.node('Split', [qkv, splitQkv], { axis: -1 }, { name: `${s}/attn/qkv_proj/Split`, outputs: 3 }) as [string, string, string];
       const q4 = g.op('Reshape', [q, shapeQ4], {}, { name: `${s}/attn/q/Reshape` });
       const k4 = g.op('Reshape', [k, shapeK4], {}, { name: `${s}/attn/k/Reshape` });
       const qr = g.op('Reshape', [applyRotary(g, q4, cos, sin, D, `${s}/attn/q_rotary`), shape3], {}, { name: `${s}/attn/q/Reshape_1` });
@@ -124,8 +137,12 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
       x = g.op('Add', [x, o], {}, { name: `${s}/attn/residual/Add` });
 
       const h2 = rmsNorm(g, x, `${s}/post_attention_layernorm`, readChecked(weights, `${p}.post_attention_layernorm.weight`, [hidden]), t.rmsNormEps);
-      const gate = linear(g, h2, `${s}/mlp/gate_proj`, readChecked(weights, `${p}.mlp.gate_proj.weight`, [inter, hidden]), inter, hidden, undefined, lo);
-      const up = linear(g, h2, `${s}/mlp/up_proj`, readChecked(weights, `${p}.mlp.up_proj.weight`, [inter, hidden]), inter, hidden, undefined, lo);
+      const gateUpW = concatFloat32([
+        readChecked(weights, `${p}.mlp.gate_proj.weight`, [inter, hidden]),
+        readChecked(weights, `${p}.mlp.up_proj.weight`, [inter, hidden]),
+      ]);
+      const gateUp = linear(g, h2, `${s}/mlp/gate_up_proj`, gateUpW, 2 * inter, hidden, undefined, lo);
+      const [gate, up] = g.node('Split', [gateUp, splitGateUp], { axis: -1 }, { name: `${s}/mlp/gate_up_proj/Split`, outputs: 2 }) as [string, string];
       const sig = g.op('Sigmoid', [gate], {}, { name: `${s}/mlp/act_fn/Sigmoid` });
       const silu = g.op('Mul', [gate, sig], {}, { name: `${s}/mlp/act_fn/Mul` });
       const prod = g.op('Mul', [silu, up], {}, { name: `${s}/mlp/Mul` });
@@ -179,3 +196,4 @@ function embedding(g: GraphBuilder, name: string, table: Float32Array, V: number
   const s = g.op('Gather', [`${name}.row_scales`, ids], { axis: 0 }, { name: '/model/embed_tokens/scales/Gather' });
   return g.op('Mul', [f, s], {}, { name: '/model/embed_tokens/Mul' });
 }
+

@@ -41,38 +41,59 @@ const KERNELS: { label: string; kernel: LinearKernel }[] = [
 
 const STREAM_BYTES = 128 * 1024 ** 2;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kernels-'));
-const lines = ['| layer | kernel | ' + 'rows | ms | GOP/s | weight GB/s |', '|---|---|---|---|---|---|'];
+
+/** Milliseconds per layer run for each row count, and the layer's weight bytes. */
+async function measure(shape: Shape, kernel: LinearKernel, rows: readonly number[], threads?: number): Promise<{ ms: number[]; bytes: number }> {
+  // Few rows read weights, so those runs chain enough copies of the layer to stream from DRAM
+  // (4x the last-level cache) instead of timing a cache-resident matrix. The copies hold
+  // different values: ONNX Runtime shares identical prepacked weights.
+  const streaming = Math.min(...rows) <= 8;
+  const w = randomArray(shape.k * shape.n, 3);
+  const file = path.join(dir, 'k.onnx');
+  const g = new GraphBuilder({ name: 'k', externalDataPath: `${file}.data` });
+  const x = g.input('x', 'float32', ['m', shape.k]);
+  let copies = 0;
+  do {
+    const y = linear(g, x, `/k${copies}`, copies === 0 ? w : randomArray(w.length, copies + 3), shape.n, shape.k, undefined, kernel);
+    g.output(y, 'float32', ['m', shape.n]);
+    copies++;
+  } while (streaming && g.externalBytes < STREAM_BYTES);
+  g.save(file);
+  const s = await ort.InferenceSession.create(file, sessionOptions(threads ? { threads } : {}));
+  const ms: number[] = [];
+  for (const m of rows) {
+    const sec = await timeRuns(s, { x: new ort.Tensor('float32', randomArray(m * shape.k, 5), [m, shape.k]) }, m > 100 ? 5 : 20);
+    ms.push((sec * 1000) / copies);
+  }
+  await s.release();
+  return { ms, bytes: g.externalBytes / copies };
+}
+
+const gops = (shape: Shape, m: number, ms: number): number => (2 * m * shape.k * shape.n) / ms / 1e6;
+const lines = ['| layer | kernel | rows | ms | GOP/s | weight GB/s |', '|---|---|---|---|---|---|'];
+const threadLines = ['| layer | kernel | rows | 1 thread ms | 2 threads ms |', '|---|---|---|---|---|'];
 try {
   for (const shape of SHAPES) {
-    const w = randomArray(shape.k * shape.n, 3);
     for (const { label, kernel } of KERNELS) {
-      // Few rows read weights, so those runs chain enough copies of the layer to stream from DRAM
-      // (4x the last-level cache) instead of timing a cache-resident matrix. The copies hold
-      // different values: ONNX Runtime shares identical prepacked weights.
-      const streaming = Math.min(...shape.rows) <= 8;
-      const file = path.join(dir, 'k.onnx');
-      const g = new GraphBuilder({ name: 'k', externalDataPath: `${file}.data` });
-      const x = g.input('x', 'float32', ['m', shape.k]);
-      let copies = 0;
-      do {
-        const y = linear(g, x, `/k${copies}`, copies === 0 ? w : randomArray(w.length, copies + 3), shape.n, shape.k, undefined, kernel);
-        g.output(y, 'float32', ['m', shape.n]);
-        copies++;
-      } while (streaming && g.externalBytes < STREAM_BYTES);
-      g.save(file);
-      const s = await ort.InferenceSession.create(file, sessionOptions({}));
-      const bytes = g.externalBytes / copies;
-      for (const m of shape.rows) {
-        const sec = (await timeRuns(s, { x: new ort.Tensor('float32', randomArray(m * shape.k, 5), [m, shape.k]) }, m > 100 ? 5 : 20)) / copies;
-        const gops = (2 * m * shape.k * shape.n) / sec / 1e9;
-        const line = `| ${shape.name} | ${label} | ${m} | ${(sec * 1000).toFixed(2)} | ${gops.toFixed(0)} | ${(bytes / sec / 1e9).toFixed(1)} |`;
+      const { ms, bytes } = await measure(shape, kernel, shape.rows);
+      shape.rows.forEach((m, i) => {
+        const line = `| ${shape.name} | ${label} | ${m} | ${ms[i]!.toFixed(2)} | ${gops(shape, m, ms[i]!).toFixed(0)} | ${(bytes / ms[i]! / 1e6).toFixed(1)} |`;
         lines.push(line);
         console.error(line);
-      }
-      await s.release();
+      });
     }
+  }
+  // The chosen kernel of each phase on one core and on two.
+  for (const [shape, label, kernel, m] of [
+    [SHAPES[0]!, 'MatMulNBits 4-bit b32 acc4', KERNELS[3]!.kernel, 1],
+    [SHAPES[1]!, 'int8 DynamicQuantizeMatMul', KERNELS[1]!.kernel, 786],
+  ] as const) {
+    const one = (await measure(shape, kernel, [m], 1)).ms[0]!;
+    const two = (await measure(shape, kernel, [m], 2)).ms[0]!;
+    threadLines.push(`| ${shape.name} | ${label} | ${m} | ${one.toFixed(2)} | ${two.toFixed(2)} |`);
+    console.error(threadLines.at(-1));
   }
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
-console.log(lines.join('\n'));
+console.log([...lines, '', 'Threads (ONNX Runtime intra-op pool):', '', ...threadLines].join('\n'));

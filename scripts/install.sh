@@ -35,8 +35,9 @@ fi
 
 if [ $with_test -eq 1 ]; then
   # Debian's python3 with PyTorch, numpy and Pillow: the reference implementation that
-  # the parity tests compare the engine with, and PIL's resampler for image parity.
-  apt_install python3 python3-numpy python3-pil python3-torch
+  # the parity tests compare the engine with, and PIL's resampler for image parity; redis-server
+  # for the distributed task queue's tests (they start their own on a free port).
+  apt_install python3 python3-numpy python3-pil python3-torch redis-server
   # The desktops the harness tests drive (Xvfb, apps, ffmpeg, ...).
   bash scripts/install-desktop.sh
 fi

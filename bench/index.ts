@@ -1,0 +1,251 @@
+/**
+ * npm run bench — the performance figures of docs/performance.md, on the full-size random-weight
+ * UI-TARS-2B checkpoint (generated when missing), each next to its bound measured in the same run:
+ *  - limits: fp32 and int8 GEMM throughput and DRAM bandwidth through ONNX Runtime (roofline.ts);
+ *  - kernels: each candidate kernel at each phase's shape (kernels.ts), the basis of recipes.ts;
+ *  - steps: one agent step at the seed's shape per weight format, split into image processing,
+ *    vision, prefill and decode, with peak RSS (engine-step.ts, one process per format);
+ *  - drift: the quantized formats against f32 (drift.ts);
+ *  - agents: a 10-step episode through the server, and 1 vs 8 concurrent agents (agents.ts).
+ *
+ *   npm run bench -- [--parts limits,kernels,steps,drift,agents] [--formats f32,int8,int4] [--agent-format int4]
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { generateCheckpoint } from '../server/model/checkpoint/generate.ts';
+import { readQwen2VLConfig } from '../server/model/checkpoint/hf-config.ts';
+import { REPO_ROOT } from '../server/model/checkpoint/tiny.ts';
+import type { Qwen2VLConfig } from '../server/model/checkpoint/types.ts';
+import { measureRoofline, type Roofline } from './roofline.ts';
+
+const o = new Command()
+  .option('--parts <list>', 'parts to run', 'limits,kernels,steps,drift,agents')
+  .option('--formats <list>', 'weight formats for the step part', 'f32,int8,int4')
+  .option('--agent-format <f>', 'weight format for the agents part', 'int4')
+  .option('--agents <n>', 'concurrent agents', '8')
+  .option('--model <dir>', 'full-size checkpoint (generated when missing)', path.join(REPO_ROOT, '.cache/checkpoints/full-bf16'))
+  .option('--out <file>', 'markdown report', path.join(REPO_ROOT, 'docs/performance.md'))
+  .parse()
+  .opts<{ parts: string; formats: string; agentFormat: string; agents: string; model: string; out: string }>();
+
+const parts = new Set(o.parts.split(','));
+const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+
+interface StepResult {
+  format: string;
+  buildSeconds: number;
+  loadSeconds: number;
+  peakRssGiB: number;
+  imageTokens: number;
+  promptTokens: number;
+  completionTokens: number;
+  imageSeconds: number;
+  visionSeconds: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  stepSeconds: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
+interface DriftRow {
+  format: string;
+  positions: number;
+  greedyAgreement: number;
+  freeRunAgreement: number;
+  meanKl: number;
+  clicks: number;
+  clickPixelErrorMean: number;
+  clickPixelErrorMax: number;
+  clicksIdentical: number;
+}
+
+interface AgentsResult {
+  format: string;
+  single: { seconds: number; promptTokens: number; cachedTokens: number; completionTokens: number; ms: Record<string, number> | null }[];
+  stepRatio: number;
+  concurrent: {
+    agents: number;
+    stepsPerAgent: number;
+    wallSeconds: number;
+    stepsPerMinute: number;
+    tokensPerSecond: number;
+    oneAgentStepsPerMinute: number;
+    oneAgentTokensPerSecond: number;
+  };
+  engine: { decodeSteps: number; batchedDecodeSteps: number };
+  peakRssGiB: number;
+}
+
+/** Runs a bench script in its own process (its own peak RSS) and parses its last stdout line. */
+function child<T>(script: string, args: string[]): T | null {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', script), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) {
+    log(`${script} ${args.join(' ')} failed (exit ${r.status})`);
+    return null;
+  }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
+}
+
+/** The work of one step, from the config: LM layer and lm_head parameters, vision FLOPs (linear and attention). */
+function work(cfg: Qwen2VLConfig, imageTokens: number) {
+  const t = cfg.text;
+  const kvDim = t.numKeyValueHeads * t.headDim;
+  const lmLayerParams = t.numHiddenLayers * (2 * t.hiddenSize * t.hiddenSize + 2 * t.hiddenSize * kvDim + 3 * t.hiddenSize * t.intermediateSize);
+  const v = cfg.vision;
+  const patches = imageTokens * v.spatialMergeSize ** 2;
+  const merged = v.embedDim * v.spatialMergeSize ** 2;
+  const visionLinearFlop =
+    2 * v.depth * (4 * v.embedDim * v.embedDim + 2 * v.embedDim * v.embedDim * v.mlpRatio) * patches +
+    2 * (merged * merged + merged * v.outHiddenSize) * imageTokens +
+    2 * 1176 * v.embedDim * patches;
+  const visionAttentionFlop = v.depth * 2 * 2 * patches * patches * v.embedDim; // QK^T and PV, fp32 in every format
+  return { lmLayerParams, lmHeadParams: t.vocabSize * t.hiddenSize, visionLinearFlop, visionAttentionFlop };
+}
+
+/** Weight bytes a decode step reads per parameter (MatMulNBits: one float scale per 32 values). */
+const BYTES_PER_PARAM: Record<string, number> = { f32: 4, int8: 1 + 4 / 32, int4: 0.5 + 4 / 32 };
+
+if (!fs.existsSync(path.join(o.model, 'config.json'))) {
+  log(`generating the full-size random checkpoint into ${o.model} (~4.4 GB, about two minutes)`);
+  await generateCheckpoint({ out: o.model, size: 'full', seed: 0, dtype: 'bf16', shards: 1 });
+}
+const cfg = readQwen2VLConfig(o.model);
+const started = new Date();
+const loadAtStart = os.loadavg()[0]!;
+
+let roof: Roofline | null = null;
+if (parts.has('limits') || parts.has('steps')) {
+  log('measuring this machine (ONNX Runtime GEMM and DRAM bandwidth)');
+  roof = await measureRoofline();
+  log(JSON.stringify(roof));
+}
+
+let kernels: string | null = null;
+if (parts.has('kernels')) {
+  log('kernels per phase');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench/kernels.ts')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  kernels = r.status === 0 ? r.stdout.trim() : null;
+}
+
+const steps: StepResult[] = [];
+if (parts.has('steps')) {
+  for (const format of o.formats.split(',')) {
+    log(`${format}: one agent step (build/load, warm-up, measured step)`);
+    const r = child<StepResult>('engine-step.ts', ['--model', o.model, '--format', format, '--steps', '1']);
+    if (r) steps.push(r);
+  }
+}
+
+let drift: { prompts: number; rows: DriftRow[] } | null = null;
+if (parts.has('drift')) {
+  log('drift of the quantized formats from f32');
+  drift = child('drift.ts', ['--model', o.model, '--formats', 'int8,int4']);
+}
+
+let agents: AgentsResult | null = null;
+if (parts.has('agents')) {
+  log(`agents through the server (${o.agentFormat})`);
+  agents = child('agents.ts', ['--model', o.model, '--format', o.agentFormat, '--steps', '10', '--agents', o.agents]);
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(0)}%`;
+const f = (x: number, d = 1): string => x.toFixed(d);
+const md: string[] = [
+  '# Performance',
+  '',
+  `Measured ${started.toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'cpu'} (${os.cpus().length} cores; load average ${f(loadAtStart, 2)} at the start), onnxruntime-node CPU.`,
+  'Checkpoint: full-size random-weight UI-TARS-2B (`npm run gen:checkpoint -- --size full --dtype bf16`): compute and memory traffic do not depend on weight values; accuracy figures do (see Drift).',
+  '',
+  `Command: \`npm run bench -- --parts ${o.parts} --formats ${o.formats} --agent-format ${o.agentFormat}\` (${f((Date.now() - started.getTime()) / 60000, 0)} minutes).`,
+  '',
+];
+
+if (roof) {
+  md.push(
+    '## This machine',
+    '',
+    `Measured in the same run through ONNX Runtime (bench/roofline.ts): fp32 GEMM **${f(roof.f32Gflops, 0)} GFLOP/s**, int8 GEMM (DynamicQuantizeMatMul) **${f(roof.int8Gops, 0)} GOP/s**, DRAM read **${f(roof.bandwidthGBs)} GB/s** (M=1 MatMuls over 440 MB of weights).`,
+    '',
+  );
+}
+
+if (steps.length > 0 && roof) {
+  md.push(
+    '## One agent step at the seed\'s shape',
+    '',
+    `One 1920x1080 PNG screenshot resized to 800x450 (812x448, ${steps[0]!.imageTokens} image tokens), ${steps[0]!.promptTokens} prompt tokens, ${steps[0]!.completionTokens} generated (greedy); nothing cached (an episode's first step), after one warm-up step.`,
+    'Bound: the same work at 100% of the limits above (vision and prefill linear layers at the format\'s GEMM rate, vision attention at the fp32 rate, decode at DRAM bandwidth over the weights it reads). Target: 16 s per step.',
+    '',
+    '| format | image s | vision s | prefill s (tok/s) | decode s (tok/s) | **step s** | bound s | prefill of GEMM peak | decode of bandwidth | peak RSS GiB | load s (first build s) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const r of steps) {
+    const w = work(cfg, r.imageTokens);
+    const gemm = (r.format === 'f32' ? roof.f32Gflops : roof.int8Gops) * 1e9;
+    const prefillFlop = 2 * w.lmLayerParams * r.promptTokens;
+    const decodeBytes = (w.lmLayerParams + w.lmHeadParams) * BYTES_PER_PARAM[r.format]!;
+    const bound =
+      w.visionLinearFlop / gemm + w.visionAttentionFlop / (roof.f32Gflops * 1e9) + prefillFlop / gemm + ((r.completionTokens - 1) * decodeBytes) / (roof.bandwidthGBs * 1e9);
+    const prefillOfPeak = prefillFlop / r.prefillSeconds / gemm;
+    const decodeOfBw = (decodeBytes * r.decodeTokensPerSecond) / (roof.bandwidthGBs * 1e9);
+    md.push(
+      `| ${r.format} | ${f(r.imageSeconds, 2)} | ${f(r.visionSeconds)} | ${f(r.prefillSeconds)} (${f(r.prefillTokensPerSecond, 0)}) | ${f(r.decodeSeconds)} (${f(r.decodeTokensPerSecond, 2)}) | **${f(r.stepSeconds)}** | ${f(bound)} | ${pct(prefillOfPeak)} | ${pct(decodeOfBw)} | ${f(r.peakRssGiB)} | ${f(r.loadSeconds)} (${f(r.buildSeconds)}) |`,
+    );
+  }
+  md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1.125 B, int4 0.625 B per parameter). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');
+}
+
+if (drift) {
+  md.push(
+    '## Drift from f32',
+    '',
+    `${drift.prompts} prompts (the UI-TARS prompt with an instruction and one 800x450 screenshot), 16 teacher-forced positions each along f32's greedy continuation. Greedy agreement: the format's top-1 equals f32's. Free run: the share of the format's own 16 greedy tokens before its first difference from f32's. KL: mean KL(f32 || format) over the full vocabulary. Click: after \`Action: click(start_box='<|box_start|>(\` both decode \`x,y)\` greedily (other tokens masked); pixel distance on a 1920x1080 screen. Random weights: these measure how much the kernels move the outputs, not grounding quality on the real checkpoint.`,
+    '',
+    '| format | greedy agreement | free run | mean KL (nats) | click error px, mean (max) | identical clicks |',
+    '|---|---|---|---|---|---|',
+    ...drift.rows.map(
+      (r) => `| ${r.format} | ${pct(r.greedyAgreement)} | ${pct(r.freeRunAgreement)} | ${r.meanKl.toExponential(2)} | ${f(r.clickPixelErrorMean, 0)} (${f(r.clickPixelErrorMax, 0)}) | ${r.clicksIdentical}/${r.clicks} |`,
+    ),
+    '',
+  );
+}
+
+if (agents) {
+  const c = agents.concurrent;
+  md.push(
+    `## Agents through the server (${agents.format})`,
+    '',
+    'ARPO\'s requests (every earlier screenshot and answer, historyN 15), 800x450 image policy, greedy, max_tokens 95, distinct screenshots per step.',
+    '',
+    '| step | seconds | prompt tokens | from prefix cache | generated | image ms | vision ms | prefill ms | decode ms |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...agents.single.map(
+      (s, i) =>
+        `| ${i + 1} | ${f(s.seconds)} | ${s.promptTokens} | ${s.cachedTokens} | ${s.completionTokens} | ${s.ms?.['image'] ?? ''} | ${s.ms?.['vision'] ?? ''} | ${s.ms?.['prefill'] ?? ''} | ${s.ms?.['decode'] ?? ''} |`,
+    ),
+    '',
+    `Step ${agents.single.length} / step 1: **${f(agents.stepRatio, 2)}** (target <= 1.3).`,
+    '',
+    `${c.agents} agents at once, ${c.stepsPerAgent} steps each: ${f(c.stepsPerMinute, 2)} agent steps/min and ${f(c.tokensPerSecond, 2)} generated tokens/s, against one agent's ${f(c.oneAgentStepsPerMinute, 2)} steps/min and ${f(c.oneAgentTokensPerSecond, 2)} tokens/s (its first ${c.stepsPerAgent} steps above): **${f(c.stepsPerMinute / c.oneAgentStepsPerMinute, 2)}x** in steps, ${f(c.tokensPerSecond / c.oneAgentTokensPerSecond, 2)}x in tokens (target >= 4). Decode steps that advanced several sequences: ${agents.engine.batchedDecodeSteps} of ${agents.engine.decodeSteps}. Peak RSS of the server process: ${f(agents.peakRssGiB)} GiB.`,
+    '',
+  );
+}
+
+if (kernels) md.push('## Kernels per phase', '', 'bench/kernels.ts: one linear layer per shape and kernel; the few-row rows stream distinct weights from DRAM. server/model/build/recipes.ts picks from this.', '', kernels, '');
+
+fs.mkdirSync(path.dirname(o.out), { recursive: true });
+const body = md.join('\n');
+// Keep hand-written notes below the generated part.
+const MARK = '<!-- end of generated figures -->';
+const previous = fs.existsSync(o.out) ? fs.readFileSync(o.out, 'utf8') : '';
+const notes = previous.includes(MARK) ? previous.slice(previous.indexOf(MARK)) : `${MARK}\n`;
+fs.writeFileSync(o.out, `${body}\n${notes}`);
+console.log(body);

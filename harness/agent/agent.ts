@@ -3,8 +3,20 @@ export interface StepPrediction {
   prediction: string;
   /** pyautogui code strings and/or OSWorld control words DONE, WAIT, FAIL. */
   actions: string[];
-  /** Model-call details for the trajectory (latency, tokens, errors). */
-  calls?: { latencyMs: number; promptTokens: number; completionTokens: number; error?: string }[];
+  /**
+   * Model-call details for the trajectory (latency, tokens, errors). `retries`: how many times the
+   * call was retried because the server was unreachable or answered 429/5xx, `retryWaitMs` the
+   * backoff waited, `retryError` the last such error.
+   */
+  calls?: {
+    latencyMs: number;
+    promptTokens: number;
+    completionTokens: number;
+    error?: string;
+    retries?: number;
+    retryWaitMs?: number;
+    retryError?: string;
+  }[];
   /** Set when the agent gave up on this step ("client error"): every try was unparsable, or the model answered 4xx. */
   gaveUp?: 'parse' | 'model';
   /** Things worth a look (e.g. coordinates outside 0..1000 in relative mode: a likely coordinate-mode mismatch). */

@@ -7,9 +7,11 @@
  *   run-multienv --num-envs 8 --trial-id 0
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ModelClient } from '../agent/model-client.ts';
+import { ModelPool } from '../agent/model-pool.ts';
 import { ReplayAgent } from '../agent/replay-agent.ts';
 import { ARPO_UITARS, UITarsAgent } from '../agent/uitars/agent.ts';
 import type { Agent } from '../agent/agent.ts';
@@ -18,10 +20,15 @@ import { defaultBaseDir, LocalProvider } from '../env/providers/local/index.ts';
 import { RemoteProvider } from '../env/providers/remote.ts';
 import { FileCache } from '../env/setup/file-cache.ts';
 import { formatSummary, summarizeTrial, writeSummary } from '../results/summary.ts';
+import { writeTrialReport } from '../results/report.ts';
 import { trialDir, type TrialPath } from '../results/layout.ts';
 import { loadTask, loadTaskList, type InvalidTask, type LoadedTask, type TaskRef } from '../tasks/load-tasks.ts';
 import { runTrial } from '../run/run-trial.ts';
-import { sweepStaleEnvs, sweepTempFiles } from '../run/cleanup.ts';
+import { sweepEvalScratch, sweepStaleEnvs, sweepTempFiles } from '../run/cleanup.ts';
+import { acquireTrialLock, TrialBusyError } from '../run/trial-lock.ts';
+import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/redis-queue.ts';
+import { redactRedisUrl } from '../run/resp-client.ts';
+import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
 import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
@@ -77,7 +84,12 @@ export function buildProgram(): Command {
     .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1), 9000)
     .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1), 1)
     .option('--trial-id <id>', 'trial id (result path component)', '0')
-    .option('--model-urls <urls>', 'model endpoints (comma list of base URLs ending in /v1); env i uses url i mod k', list)
+    .option('--model-urls <urls>', 'model endpoints (comma list of base URLs ending in /v1); each request goes to the least busy one (overrides --server-ip/--server-port)', list)
+    .option('--model-url <url>', 'a model endpoint (base URL ending in /v1); repeatable or a comma list, joins --model-urls', (v: string, prev: string[] = []) => [...prev, ...list(v)])
+    .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', num('--model-down-seconds'), 30)
+    .option('--queue <redis-url>', "share the trial's tasks with other run-multienv processes (other machines too) through a Redis queue: redis://[user:password@]host[:port][/db]")
+    .option('--queue-name <name>', 'the shared queue (default: from the result path: osworld/<action space>/<observation type>/<model>/<trial id>)')
+    .option('--queue-lock-seconds <s>', "--queue: a task whose process stops renewing its claim for this long (it died) goes back to the queue", num('--queue-lock-seconds'), 30)
     .option('--served-model-name <name>', 'model name sent in requests', 'ui-tars')
     .addOption(new Option('--agent <kind>', 'uitars: the model; replay: responses from --replay-dir').choices(['uitars', 'replay']).default('uitars'))
     .option('--replay-dir <dir>', 'replay agent: folder with <task-id>.json {"responses": [...]}')
@@ -90,6 +102,7 @@ export function buildProgram(): Command {
     .option('--task-timeout <s>', 'seconds per task before it is abandoned', num('--task-timeout'), 3600)
     .option('--max-retries <n>', 'retries of a task after an infrastructure error', int('--max-retries', 0), 2)
     .option('--model-retries <n>', 'retries of one model call while the server is unreachable', int('--model-retries', 0), 5)
+    .option('--model-backoff <s>', 'first wait (s) before retrying a model call; doubles each retry (Retry-After wins when longer)', num('--model-backoff'), 2)
     .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', num('--settle-seconds'), 5)
     .option('--no-record', 'do not record recording.mp4')
     .option('--exclude-tag <tags>', `leave out tasks with these tags (repeatable or comma list: ${TASK_TAGS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, v])
@@ -120,6 +133,11 @@ interface Flags {
   serverPorts: number;
   trialId: string;
   modelUrls?: string[];
+  modelUrl?: string[];
+  modelDownSeconds: number;
+  queue?: string;
+  queueName?: string;
+  queueLockSeconds: number;
   servedModelName: string;
   agent: 'uitars' | 'replay';
   replayDir?: string;
@@ -135,12 +153,14 @@ interface Flags {
   taskTimeout: number;
   maxRetries: number;
   modelRetries: number;
+  modelBackoff: number;
   settleSeconds: number;
   record: boolean;
 }
 
-export function modelUrls(f: Pick<Flags, 'modelUrls' | 'serverIp' | 'serverPort' | 'serverPorts'>): string[] {
-  if (f.modelUrls?.length) return f.modelUrls;
+export function modelUrls(f: Pick<Flags, 'modelUrls' | 'serverIp' | 'serverPort' | 'serverPorts'> & Partial<Pick<Flags, 'modelUrl'>>): string[] {
+  const given = [...(f.modelUrls ?? []), ...(f.modelUrl ?? [])].map((u) => u.replace(/\/$/, ''));
+  if (given.length) return [...new Set(given)];
   return Array.from({ length: f.serverPorts }, (_, i) => `${f.serverIp.replace(/\/$/, '')}:${f.serverPort + i}/v1`);
 }
 
@@ -165,7 +185,7 @@ interface LoadedList {
 
 /** The task list, every config read once (invalid ones reported), tagged, excluded tags left out. */
 function loadList(f: Flags, exclude: TaskTag[]): LoadedList {
-  const all = loadTaskList(f.testAllMetaPath, f.domain);
+  const all = loadTaskList(f.testAllMetaPath, f.domain, (ref) => console.error(`run-multienv: ${f.testAllMetaPath} lists ${ref.domain}/${ref.id} more than once: it runs once`));
   const loaded = new Map<string, LoadedTask | InvalidTask>();
   const tags = new Map<string, TaskTag[]>();
   const invalid: InvalidTask[] = [];
@@ -194,6 +214,10 @@ function loadList(f: Flags, exclude: TaskTag[]): LoadedList {
 
 export async function main(argv: string[]): Promise<number> {
   const args = [...argv];
+  if (args[0] === 'report') {
+    const { reportMain } = await import('./report.ts');
+    return reportMain(args.slice(1));
+  }
   const doctorCmd = args[0] === 'doctor';
   if (doctorCmd) args.shift();
   const program = buildProgram();
@@ -220,6 +244,17 @@ export async function main(argv: string[]): Promise<number> {
       tasks: list.tasks.length,
       envBaseDir: f.provider === 'local' ? defaultBaseDir() : undefined,
     } as Parameters<typeof runDoctor>[0]);
+    if (f.queue) {
+      const q = new RedisTaskQueue({ url: f.queue, name: f.queueName ?? defaultQueueName(trial), trial, lockMs: f.queueLockSeconds * 1000, log: () => {} });
+      try {
+        await q.connect();
+        report.ok.push(`queue ${q.where}: reachable, ${await q.openJobs()} task(s) waiting or running`);
+      } catch (err) {
+        report.problems.push(`${(err as Error).message}: start Redis or fix --queue`);
+      } finally {
+        await q.close();
+      }
+    }
     for (const line of report.ok) console.log(`ok: ${line}`);
     for (const inv of list.invalid) report.problems.push(`invalid task ${inv.file}: ${inv.error}`);
     for (const line of report.problems) console.error(`problem: ${line}`);
@@ -232,18 +267,28 @@ export async function main(argv: string[]): Promise<number> {
   let coordinates: 'relative' | 'absolute' = f.coordinates ?? 'relative';
   let coordinatesSource: CoordinateSource = f.coordinates ? 'flag' : 'default';
   let coordinatesReason = f.coordinates ? '--coordinates' : 'no model server asked (replay agent): relative';
+  // With several endpoints, one that does not answer now starts marked down (the others carry the run).
+  const unreachable: { url: string; error: string }[] = [];
   if (f.agent === 'uitars') {
     for (const url of [...new Set(urls)]) {
       let probe;
       try {
         probe = await probeModels(url);
       } catch (err) {
+        if (urls.length > 1) {
+          unreachable.push({ url, error: (err as Error).message });
+          continue;
+        }
         throw new UsageError(`${(err as Error).message}: start it or fix --model-urls / --server-ip / --server-port (run-multienv doctor checks this)`);
       }
       const m = probe.models.find((x) => x.id === f.servedModelName);
       if (!m) throw new UsageError(`model server ${url} serves ${probe.models.map((x) => `"${x.id}"`).join(', ') || 'no model'}, not "${f.servedModelName}": pass --served-model-name`);
       served ??= m;
     }
+    if (unreachable.length === urls.length) {
+      throw new UsageError(`no model server answers: ${unreachable.map((u) => u.error).join('; ')}: start them or fix --model-url(s) / --server-ip / --server-port (run-multienv doctor checks this)`);
+    }
+    for (const u of unreachable) console.error(`run-multienv: warning: ${u.error}; the run starts without it and tries it again later`);
     if (!f.coordinates) {
       const guess = coordinatesFor(served);
       coordinates = guess?.mode ?? 'relative';
@@ -254,13 +299,67 @@ export async function main(argv: string[]): Promise<number> {
 
   const dir = trialDir(trial);
   fs.mkdirSync(dir, { recursive: true });
-  const progress = new RunProgress({ logFile: path.join(dir, 'logs', runLogName()) });
-  const log = progress.log;
-  const provider = makeProvider(f);
+  // --queue: this process is one of several sharing the trial (redis-queue.ts); else it owns the trial.
+  const queueName = f.queueName ?? defaultQueueName(trial);
+  // The queue's lines go to stderr until the run log is open.
+  let queueLog = (line: string): void => console.error(`run-multienv: ${line}`);
+  const shared = f.queue
+    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: f.queueLockSeconds * 1000, taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), log: (line) => queueLog(line) })
+    : undefined;
+  if (shared) {
+    try {
+      await shared.connect();
+    } catch (err) {
+      await shared.close();
+      throw new UsageError(err instanceof QueueUnavailableError ? `${err.message}: start Redis or fix --queue` : (err as Error).message);
+    }
+  }
+  let releaseLock: () => void;
   try {
-    const swept = sweepTempFiles(dir);
+    if (f.queue) releaseLock = joinSharedTrial(dir, `${redactRedisUrl(f.queue)} ${queueName}`);
+    else {
+      releaseLock = acquireTrialLock(dir, argv);
+      try {
+        assertNoQueueMembers(dir);
+      } catch (err) {
+        releaseLock();
+        throw err;
+      }
+    }
+  } catch (err) {
+    await shared?.close();
+    if (err instanceof TrialBusyError) throw new UsageError(err.message);
+    throw err;
+  }
+  let progress: RunProgress;
+  try {
+    progress = new RunProgress({ logFile: path.join(dir, 'logs', runLogName(new Date(), shared ? shared.id : undefined)) });
+  } catch (err) {
+    await shared?.close();
+    releaseLock();
+    throw err;
+  }
+  const log = progress.log;
+  queueLog = log;
+  const provider = makeProvider(f);
+  const pool = f.agent === 'uitars'
+    ? new ModelPool({
+        urls,
+        downMs: f.modelDownSeconds * 1000,
+        onDown: (s, reason, ms) => log(`model server ${s.url} marked down for ${(ms / 1000).toFixed(1)} s: ${reason}`),
+        onUp: (s) => log(`model server ${s.url} answers again`),
+      })
+    : undefined;
+  for (const u of unreachable) pool?.markDown(u.url, u.error);
+  let onSignal: (() => void) | undefined;
+  try {
+    // What a killed run (even SIGKILL) left behind: temp files of atomic writes, its desktops'
+    // dirs and any process still in them, evaluation scratch dirs (cleanup.ts).
+    // Shared with other machines (--queue): their writers' pids mean nothing here; only old files go.
+    const swept = sweepTempFiles(dir, shared ? { minAgeMs: 10 * 60_000 } : {});
     if (swept) log(`removed ${swept} temporary file(s) left by a killed run`);
     if (provider instanceof LocalProvider) sweepStaleEnvs(provider.baseDir, log);
+    sweepEvalScratch(log);
     for (const inv of list.invalid) {
       console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
       log(`invalid task ${inv.file}: ${inv.error}`);
@@ -311,11 +410,13 @@ export async function main(argv: string[]): Promise<number> {
           hash: taskSetHash(f.testConfigBaseDir, list.tasks),
         },
         run: {
+          ...(f.queue ? { queue: { url: redactRedisUrl(f.queue), name: queueName, process: shared?.id, lockS: f.queueLockSeconds } } : {}),
           numEnvs: f.numEnvs,
           provider: f.provider,
           taskTimeoutS: f.taskTimeout,
           maxRetries: f.maxRetries,
           modelRetries: f.modelRetries,
+          modelBackoffS: f.modelBackoff,
           sleepAfterExecutionS: f.sleepAfterExecution,
           settleS: f.settleSeconds,
           record: f.record,
@@ -329,12 +430,14 @@ export async function main(argv: string[]): Promise<number> {
     const makeAgent = (w: number): Agent => {
       if (f.agent === 'replay') return new ReplayAgent(path.resolve(f.replayDir!), coordinates === 'relative' ? { kind: 'relative', factor: 1000 } : { kind: 'absolute', width: f.screenWidth, height: f.screenHeight });
       const client = new ModelClient({
-        baseUrl: urls[w % urls.length]!,
+        pool: pool!,
         model: f.servedModelName,
         retries: f.modelRetries,
         timeoutMs: 30 * 60_000,
-        backoffMs: 2000,
+        backoffMs: f.modelBackoff * 1000,
         observer: (info) => config.observe(info.sent, info.images),
+        onRetry: (r) => log(`[env ${w}] model server ${r.url}: ${r.error}; retry ${r.retry}/${r.of} in ${(r.waitMs / 1000).toFixed(1)} s`),
+        onFailover: (r) => log(`[env ${w}] model server ${r.from}: ${r.error}; sent to another server`),
       });
       return new UITarsAgent(client, {
         ...ARPO_UITARS,
@@ -350,10 +453,15 @@ export async function main(argv: string[]): Promise<number> {
     const stop = async (): Promise<void> => {
       progress.close();
       await provider.closeAll().catch(() => {});
+      // Running tasks go back to the queue now rather than when their locks expire.
+      await shared?.abandon().catch(() => {});
+      await shared?.close().catch(() => {});
+      releaseLock();
       process.exit(130);
     };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    onSignal = () => void stop();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const valid = list.tasks.filter((t) => !('error' in (list.loaded.get(`${t.domain}/${t.id}`) ?? { error: '' })));
     const result = await runTrial({
       trial,
@@ -374,18 +482,33 @@ export async function main(argv: string[]): Promise<number> {
       sleepAfterExecutionMs: f.sleepAfterExecution * 1000,
       settleMs: f.settleSeconds * 1000,
       record: f.record,
+      ...(shared ? { shared } : {}),
     });
+    if (shared) {
+      const ran = result.records.map((r) => `${r.domain}/${r.id}`);
+      log(`queue ${queueName}: this process (${shared.id}) ran ${ran.length} task(s)${ran.length ? `: ${ran.join(', ')}` : ''}`);
+    }
+    if (pool && pool.servers.length > 1) {
+      log(`model servers: ${pool.stats().map((x) => `${x.url} ${x.ok}/${x.requests} ok${x.failures ? `, ${x.failures} failed` : ''}${x.up ? '' : ', down'}`).join('; ')}`);
+    }
     const summary = summarizeTrial(trial, list.tasks, list.invalid.map((i) => ({ domain: i.domain, id: i.id, file: i.file, error: i.error })));
+    const report = writeTrialReport(dir, list.tasks, summary, log);
     const file = writeSummary(summary);
     progress.print(formatSummary(summary));
     const count = (o: string): number => result.records.filter((r) => r.outcome === o).length;
     log(
-      `summary: ${file}; this run: ${result.records.length} task(s): ${count('success')} success, ${count('fail')} fail, ${count('parse_error')} parse_error, ${count('model_error')} model_error, ${count('timeout')} timeout, ${count('infra_error')} infra_error; ${list.invalid.length} invalid`,
+      `summary: ${file}; ${report ? `report: ${report}; ` : ''}this run: ${result.records.length} task(s): ${count('success')} success, ${count('fail')} fail, ${count('parse_error')} parse_error, ${count('model_error')} model_error, ${count('timeout')} timeout, ${count('infra_error')} infra_error; ${list.invalid.length} invalid`,
     );
     return list.invalid.length ? 1 : 0;
   } finally {
+    if (onSignal) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     progress.close();
     await provider.closeAll().catch(() => {});
+    await shared?.close().catch(() => {});
+    releaseLock();
   }
 }
 

@@ -43,6 +43,13 @@ export interface EnvHandle {
   close(): Promise<void>;
   /** cheap check, no I/O */
   isAlive(): boolean;
+  /**
+   * How many times the provider restarted this env after its desktop died (local envs; a remote
+   * env cannot tell). A change during a task means the task's state is gone.
+   */
+  readonly restarts?: number;
+  /** Why the desktop last died, when the provider knows (local envs). */
+  readonly lastDeath?: string | null;
   health(): Promise<EnvHealth>;
 }
 

@@ -7,6 +7,8 @@
  *   model_error  the model server answered 4xx to every try ("client error"), then evaluated
  *   timeout      the task ran past --task-timeout (no result.txt: a rerun redoes it)
  *   infra_error  env, setup, model server down, unsupported setup, or a bug (no result.txt)
+ * attempts > 1 with attemptErrors: the task was retried after infrastructure errors;
+ * modelRetries: model calls that needed retries with backoff. Both also land in summary.json.
  * "Cleanly finished" = success or fail. A task with result.txt but no status.json (an older
  * run, or ARPO's results) counts as success/fail from its score.
  */
@@ -29,6 +31,10 @@ export interface TaskStatusFile {
   /** traj.jsonl steps flagged as a loop (same action on an unchanged screen) */
   loops?: number;
   tags?: string[];
+  /** Errors of attempts that failed for infrastructure reasons (env died, model server down, ...); the task was retried. */
+  attemptErrors?: string[];
+  /** Model calls retried with backoff (server unreachable, 429, 5xx) in the attempt that counted. */
+  modelRetries?: number;
   finishedAt: string;
 }
 

@@ -40,6 +40,19 @@ export interface TrialSummary {
   unclean: { domain: string; id: string; status: TaskStatus; score: number | null }[];
   /** Task configs that could not be read (path and reason). */
   invalid?: { domain: string; id: string; file: string; error: string }[];
+  /** The trial's trajectory report (report.ts), relative to the trial folder: report.html. */
+  report?: string;
+  /**
+   * What the run recovered from: tasks retried after infrastructure errors (env died, model
+   * server down, ...) and model calls retried with backoff, per task (status.json).
+   */
+  recovered: {
+    /** attempts beyond the first, over all tasks */
+    taskRetries: number;
+    /** model-call retries, over all scored tasks */
+    modelRetries: number;
+    tasks: { domain: string; id: string; status: TaskStatus; attempts: number; modelRetries: number; errors: string[] }[];
+  };
 }
 
 function lastError(dir: string): string | null {
@@ -66,12 +79,18 @@ export function summarizeTrial(trial: TrialPath, tasks: TaskRef[], invalid: Tria
   let total = 0;
   let clean = 0;
   let cleanTotal = 0;
+  const recovered: TrialSummary['recovered'] = { taskRetries: 0, modelRetries: 0, tasks: [] };
   for (const ref of tasks) {
     const d = (domains[ref.domain] ??= { tasks: 0, scored: 0, success: 0, meanScore: 0 });
     d.tasks++;
     const dir = taskDir(trial, ref);
     const st = readTaskStatus(dir);
     statuses[st?.status ?? 'not_run']++;
+    if (st && (st.attempts > 1 || st.modelRetries)) {
+      recovered.taskRetries += Math.max(0, st.attempts - 1);
+      recovered.modelRetries += st.modelRetries ?? 0;
+      recovered.tasks.push({ domain: ref.domain, id: ref.id, status: st.status, attempts: st.attempts, modelRetries: st.modelRetries ?? 0, errors: st.attemptErrors ?? [] });
+    }
     if (!st || st.score === null) {
       unscored.push({ domain: ref.domain, id: ref.id, status: st?.status ?? 'not_run', error: st?.error ?? lastError(dir) });
       continue;
@@ -104,6 +123,7 @@ export function summarizeTrial(trial: TrialPath, tasks: TaskRef[], invalid: Tria
     unscored,
     unclean,
     ...(invalid.length ? { invalid } : {}),
+    recovered,
   };
 }
 
@@ -128,5 +148,8 @@ export function formatSummary(s: TrialSummary): string {
     `  statuses: ${counts || 'none'}`,
     ...lines,
     ...(s.unscored.length ? [`  ${s.unscored.length} task(s) without a result (see summary.json)`] : []),
+    ...(s.recovered.tasks.length
+      ? [`  recovered: ${s.recovered.taskRetries} task retr${s.recovered.taskRetries === 1 ? 'y' : 'ies'} after infrastructure errors, ${s.recovered.modelRetries} model call retr${s.recovered.modelRetries === 1 ? 'y' : 'ies'} (${s.recovered.tasks.length} task(s); see summary.json)`]
+      : []),
   ].join('\n');
 }

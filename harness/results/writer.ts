@@ -18,6 +18,22 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.renameSync(tmp, file);
 }
 
+function fsyncPath(p: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(p, 'r');
+  } catch {
+    return; // absent
+  }
+  try {
+    fs.fsyncSync(fd);
+  } catch {
+    /* a file system without fsync on directories */
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class TaskResultWriter {
   private readonly traj: string;
 
@@ -49,8 +65,14 @@ export class TaskResultWriter {
     writeFileAtomic(path.join(this.dir, name), data);
   }
 
-  /** The score, last: from here on the task counts as finished. */
+  /**
+   * The score, last: from here on the task counts as finished. traj.jsonl (appended, not renamed)
+   * is flushed to disk first and the folder after, so that after a crash of the machine too a
+   * result.txt never stands next to a shorter trajectory.
+   */
   result(score: number): void {
+    fsyncPath(this.traj);
     writeFileAtomic(path.join(this.dir, 'result.txt'), `${score}\n`);
+    fsyncPath(this.dir);
   }
 }

@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Agent } from '../agent/agent.ts';
 import type { EnvHandle } from '../env/provider.ts';
@@ -15,6 +14,7 @@ import type { FileCache } from '../env/setup/file-cache.ts';
 import { runSetup } from '../env/setup/setup-controller.ts';
 import { evaluateTask } from '../eval/evaluate.ts';
 import { osworldTimestamp } from '../results/layout.ts';
+import { evalScratchPrefix } from './cleanup.ts';
 import type { TaskResultWriter } from '../results/writer.ts';
 import type { LoadedTask } from '../tasks/load-tasks.ts';
 
@@ -31,6 +31,17 @@ export interface TaskRunOptions {
   log?: (line: string) => void;
   /** Called just before result.txt is written (the status file goes first: result.txt marks the end). */
   beforeResult?: (outcome: TaskOutcome) => void;
+  /** Errors of this task's earlier attempts (infrastructure), written at the top of runtime.log. */
+  previousErrors?: string[];
+}
+
+/**
+ * The env's desktop died during the task (Xvfb or its supervisor exited, or a remote env stopped
+ * answering): the provider may have restarted it, but with a fresh HOME and no app open, so
+ * nothing the task did is there any more. Never scored: the runner retries the task.
+ */
+export class EnvLostError extends InfrastructureError {
+  override name = 'EnvLostError';
 }
 
 /** Stops a run that its caller gave up on (timeout): no further step, no result written. */
@@ -46,6 +57,8 @@ export interface TaskOutcome {
   gaveUp?: 'parse' | 'model';
   /** traj.jsonl lines flagged as a loop. */
   loops: number;
+  /** Model calls that had to be retried (server unreachable, 429, 5xx): retries in all. */
+  modelRetries: number;
 }
 
 /**
@@ -91,10 +104,21 @@ export async function runTask(
   const taskBase = path.resolve(path.dirname(loaded.file));
   writer.begin();
   writer.log(`task ${loaded.domain}/${loaded.id}: ${task.instruction}`);
+  opts.previousErrors?.forEach((e, i) => writer.log(`attempt ${i + 1} failed (infrastructure, retried on a fresh env): ${e}`));
+  // The env's generation: a restart after its desktop died (local envs restart themselves and
+  // keep serving on the same URL) wipes what the task did, so it must not be evaluated.
+  const restartsAtStart = env.restarts ?? 0;
+  const intact = (where: string): void => {
+    const restarted = (env.restarts ?? 0) !== restartsAtStart;
+    if (restarted || !env.isAlive()) {
+      throw new EnvLostError(`the env's desktop died ${where}${env.lastDeath ? ` (${env.lastDeath})` : ''}${restarted ? ' and was restarted empty' : ''}: the task's state is lost`);
+    }
+  };
   await env.reset();
   await runSetup({ env, cache, localBase: taskBase }, (task.config ?? []) as { type: string; parameters?: Record<string, unknown> }[]);
   await sleep(opts.settleMs);
   let obs = await screenshot(env);
+  intact('during setup');
   let ts = osworldTimestamp();
   writer.screenshot(`step_reset_${ts}.png`, obs);
   writer.trajectory({ step_num: 0, instruction: task.instruction, action_timestamp: ts, action: 'reset', reward: 0, done: false, info: {}, screenshot_file: `step_reset_${ts}.png` });
@@ -106,12 +130,20 @@ export async function runTask(
   let lastAction: string | null = null;
   let gaveUp: TaskOutcome['gaveUp'];
   let loops = 0;
+  let modelRetries = 0;
   const loopDetector = new LoopDetector(opts.loopRepeats ?? 3);
   while (!done && step < opts.maxSteps) {
     check();
     const pred = await agent.predict(task.instruction, obs);
     check();
     gaveUp = pred.gaveUp;
+    for (const c of pred.calls ?? []) {
+      if (!c.retries) continue;
+      modelRetries += c.retries;
+      const note = `model server: a call succeeded after ${c.retries} retr${c.retries === 1 ? 'y' : 'ies'} (${((c.retryWaitMs ?? 0) / 1000).toFixed(1)} s of backoff; last error: ${c.retryError ?? '?'})`;
+      writer.log(note);
+      opts.log?.(`${loaded.domain}/${loaded.id} step ${step + 1}: ${note}`);
+    }
     for (const w of pred.warnings ?? []) {
       writer.log(`warning: ${w}`);
       opts.log?.(`${loaded.domain}/${loaded.id} step ${step + 1}: ${w}`);
@@ -137,6 +169,7 @@ export async function runTask(
       lastAction = action;
       await sleep(opts.sleepAfterExecutionMs);
       obs = await screenshot(env);
+      intact(`at step ${step + 1}`);
       ts = osworldTimestamp();
       const file = `step_${step + 1}_${ts}.png`;
       writer.screenshot(file, obs);
@@ -158,8 +191,10 @@ export async function runTask(
     }
     step++;
   }
-  // Files the getters fetch live in a scratch folder, not in the result layout.
-  const evalDir = fs.mkdtempSync(path.join(os.tmpdir(), `eval-${loaded.id}-`));
+  intact('before the evaluation');
+  // Files the getters fetch live in a scratch folder, not in the result layout (named by our pid,
+  // so a later run removes it if this one is killed: cleanup.ts).
+  const evalDir = fs.mkdtempSync(`${evalScratchPrefix()}${loaded.id.slice(0, 40)}-`);
   let score: number;
   try {
     score = await evaluateTask({ env, cache, workDir: evalDir, taskBase }, task, lastAction);
@@ -169,8 +204,12 @@ export async function runTask(
   check();
   if (opts.record) writer.file('recording.mp4', await env.client.endRecording());
   check();
+  // Getters read what they find; one that found a dead or emptied env would score it 0.
+  const health = await env.health().catch((err: unknown) => ({ alive: false, state: String(err) }));
+  if (!health.alive) throw new EnvLostError(`the env stopped answering during the evaluation (${health.state}): the score is not trusted`);
+  intact('during the evaluation');
   writer.log(`result ${score}`);
-  const outcome: TaskOutcome = { score, steps: step, lastAction, loops, ...(gaveUp ? { gaveUp } : {}) };
+  const outcome: TaskOutcome = { score, steps: step, lastAction, loops, modelRetries, ...(gaveUp ? { gaveUp } : {}) };
   opts.beforeResult?.(outcome);
   writer.result(score);
   return outcome;

@@ -1,6 +1,8 @@
 /**
  * A trial: the unfinished tasks of a task list, run by `numEnvs` workers that share one
- * dynamic queue (not ARPO's static chunks), each worker owning one env and one agent.
+ * dynamic queue (not ARPO's static chunks), each worker owning one env and one agent. The queue
+ * is this process's own list, or (`shared`, e.g. redis-queue.ts) one that several processes on
+ * several machines take tasks from.
  * A task that fails for infrastructure reasons (env, setup, model server) is retried on a
  * fresh env up to `maxRetries` times, then recorded as an error (traj.jsonl "Error" line, no
  * result.txt: a later run retries it) — never as a score of 0.
@@ -38,6 +40,43 @@ export interface TrialOptions extends TaskRunOptions {
   tagsOf?: (ref: TaskRef) => string[];
   /** Tasks already loaded and validated by the caller (skips loading them again). */
   loaded?: Map<string, LoadedTask | InvalidTask>;
+  /**
+   * A queue shared with other processes (--queue): the unfinished tasks are put into it and the
+   * workers take their tasks from it, each process with its own envs. Without it the workers
+   * share this process's list.
+   */
+  shared?: SharedQueue;
+}
+
+/** Where the workers take their tasks from. */
+export interface TaskSource {
+  /** The next task for worker `worker`, or null when none is left for this process. */
+  take(worker: number): Promise<TakenTask | null>;
+}
+
+export interface TakenTask {
+  task: LoadedTask;
+  /**
+   * Aborts when this process no longer owns the task (its claim in a shared queue was lost, so
+   * another process may run it now): the task stops at its next step and writes nothing more.
+   */
+  lost?: AbortSignal;
+  /** The task ended (its files are written); `record` says how. */
+  finished(record: TaskRecord): Promise<void>;
+}
+
+export interface SharedQueue {
+  /**
+   * Joins the shared queue with this process's unfinished tasks (`pending`: put into the queue
+   * unless already there) and returns the source the workers take from. `load` reads a task that
+   * the queue hands out (normally one of `pending`).
+   */
+  open(pending: LoadedTask[], load: (ref: TaskRef) => LoadedTask | InvalidTask): Promise<TaskSource>;
+}
+
+/** The task was taken back by the shared queue (another process may be running it). */
+export class TaskLostError extends Error {
+  override name = 'TaskLostError';
 }
 
 export interface TaskRecord extends TaskRef {
@@ -49,6 +88,10 @@ export interface TaskRecord extends TaskRef {
   attempts: number;
   seconds: number;
   loops?: number;
+  /** Errors of the attempts that failed for infrastructure reasons (the task was retried). */
+  attemptErrors?: string[];
+  /** Model calls retried (server unreachable, 429, 5xx) in the attempt that counted. */
+  modelRetries?: number;
 }
 
 export interface TrialResult {
@@ -71,19 +114,44 @@ export function isInfrastructureError(err: unknown): boolean {
   );
 }
 
-/** Runs `fn` with a deadline; on timeout its signal aborts so it stops at its next step. */
-function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Runs `fn` with a deadline; on timeout its signal aborts so it stops at its next step. `lost`
+ * (the task was taken back by a shared queue) ends it the same way, with TaskLostError.
+ */
+function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string, lost?: AbortSignal): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let onLost: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       controller.abort();
       reject(new TaskTimeoutError(`${what} exceeded the task timeout of ${ms / 1000} s`));
     }, ms);
+    if (lost) {
+      onLost = () => {
+        controller.abort();
+        reject(new TaskLostError(`${what} was taken back by the queue: ${String(lost.reason ?? 'claim lost')}`));
+      };
+      if (lost.aborted) onLost();
+      else lost.addEventListener('abort', onLost, { once: true });
+    }
   });
   const run = fn(controller.signal);
   run.catch(() => {}); // after a timeout its own failure is expected
-  return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([run, timeout]).finally(() => {
+    clearTimeout(timer);
+    if (onLost) lost?.removeEventListener('abort', onLost);
+  });
+}
+
+/** This process's own list: each task goes to the first worker that asks. */
+function localSource(pending: LoadedTask[]): TaskSource {
+  return {
+    take: async () => {
+      const task = pending.shift();
+      return task ? { task, finished: async () => {} } : null;
+    },
+  };
 }
 
 export async function runTrial(o: TrialOptions): Promise<TrialResult> {
@@ -103,15 +171,18 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       queue.push(loaded);
     }
   }
-  o.log(`${queue.length} task(s) to run, ${alreadyFinished} already finished, ${invalid.length} invalid`);
+  o.log(`${queue.length} task(s) to run${o.shared ? ' (shared queue)' : ''}, ${alreadyFinished} already finished, ${invalid.length} invalid`);
+  const workers = o.shared ? o.numEnvs : Math.min(o.numEnvs, queue.length);
+  const source = o.shared ? await o.shared.open([...queue], (ref) => o.loaded?.get(`${ref.domain}/${ref.id}`) ?? loadTask(o.baseDir, ref)) : localSource(queue);
   o.onQueue?.({ toRun: queue.length, alreadyFinished, invalid: invalid.length });
   const records: TaskRecord[] = [];
   // Starting desktops is CPU-heavy: at most two start at a time on this kind of machine.
   const startLimit = pLimit(2);
 
   const worker = async (w: number): Promise<void> => {
-    if (queue.length === 0) return;
-    const agent = o.makeAgent(w);
+    let taken = await source.take(w);
+    if (!taken) return;
+    let agent = o.makeAgent(w);
     // The worker's env; replaced when it dies or after an infrastructure error.
     const slot: { env: EnvHandle | null } = { env: null };
     const dropEnv = async (): Promise<void> => {
@@ -126,18 +197,21 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       return slot.env;
     };
     try {
-      for (let task = queue.shift(); task; task = queue.shift()) {
+      for (; taken; taken = await source.take(w)) {
+        const { task, lost } = taken;
         const started = performance.now();
         const record: TaskRecord = { domain: task.domain, id: task.id, status: 'error', outcome: 'infra_error', attempts: 0, seconds: 0 };
         const dir = taskDir(o.trial, task);
         const writer = new TaskResultWriter(dir);
         const tags = o.tagsOf?.(task) ?? [];
-        const statusFile = (extra: { score: number | null; steps?: number; loops?: number }): void =>
+        const attemptErrors: string[] = [];
+        const statusFile = (extra: { score: number | null; steps?: number; loops?: number; modelRetries?: number }): void =>
           writeTaskStatus(dir, {
             status: record.outcome,
             ...extra,
             ...(record.error !== undefined ? { error: record.error } : {}),
             attempts: record.attempts,
+            ...(attemptErrors.length ? { attemptErrors: [...attemptErrors] } : {}),
             seconds: Math.round((performance.now() - started) / 10) / 100,
             ...(tags.length ? { tags } : {}),
             finishedAt: new Date().toISOString(),
@@ -150,18 +224,29 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
               (signal) =>
                 runTask(env, agent, task, writer, o.cache, {
                   ...o,
+                  previousErrors: [...attemptErrors],
                   beforeResult: (out) => {
+                    // Never a result for a task that another process may be running now.
+                    if (lost?.aborted) throw new TaskLostError(`${task.domain}/${task.id} was taken back by the queue before its result`);
                     // status.json goes before result.txt, which marks the task finished.
                     record.outcome = out.gaveUp === 'parse' ? 'parse_error' : out.gaveUp === 'model' ? 'model_error' : statusOfScore(out.score);
-                    statusFile({ score: out.score, steps: out.steps, loops: out.loops });
+                    statusFile({ score: out.score, steps: out.steps, loops: out.loops, ...(out.modelRetries ? { modelRetries: out.modelRetries } : {}) });
                   },
                 }, signal),
               o.taskTimeoutMs,
               `${task.domain}/${task.id}`,
+              lost,
             );
             Object.assign(record, { status: 'scored', score: outcome.score, loops: outcome.loops });
+            if (outcome.modelRetries) record.modelRetries = outcome.modelRetries;
+            if (attemptErrors.length) record.attemptErrors = [...attemptErrors];
             delete record.error;
-            o.log(`[env ${w}] ${task.domain}/${task.id}: ${outcome.score} ${record.outcome} (${outcome.steps} steps, last ${outcome.lastAction ?? 'none'}${outcome.loops ? `, ${outcome.loops} loop step(s)` : ''})`);
+            const notes = [
+              outcome.loops ? `${outcome.loops} loop step(s)` : '',
+              outcome.modelRetries ? `${outcome.modelRetries} model call retr${outcome.modelRetries === 1 ? 'y' : 'ies'}` : '',
+              attemptErrors.length ? `attempt ${record.attempts} of ${o.maxRetries + 1} after infrastructure errors` : '',
+            ].filter(Boolean);
+            o.log(`[env ${w}] ${task.domain}/${task.id}: ${outcome.score} ${record.outcome} (${outcome.steps} steps, last ${outcome.lastAction ?? 'none'}${notes.map((n) => `, ${n}`).join('')})`);
             break;
           } catch (err) {
             const message = err instanceof Error ? err.message : String(err);
@@ -171,21 +256,38 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
               record.status = 'skipped';
               break;
             }
+            if (err instanceof TaskLostError || lost?.aborted) {
+              // Another process may be writing this task's folder now: leave it alone.
+              o.log(`[env ${w}] ${task.domain}/${task.id}: ${message}; left to the process that has it now`);
+              await dropEnv();
+              agent = o.makeAgent(w);
+              break;
+            }
             if (!isInfrastructureError(err)) {
               // A bug of ours or of the task: no retry on a fresh env would change it.
               o.log(`[env ${w}] ${task.domain}/${task.id}: error: ${message}`);
               break;
             }
+            attemptErrors.push(message);
             o.log(`[env ${w}] ${task.domain}/${task.id}: ${record.outcome === 'timeout' ? 'timeout' : 'infrastructure error'} (attempt ${attempt + 1}/${o.maxRetries + 1}): ${message}`);
             // The env may be broken: the next attempt gets a fresh one.
             await dropEnv();
+            // A run abandoned at its timeout may still be waiting on the model: the next attempt
+            // gets an agent of its own, so a late answer cannot land in the new episode's history.
+            if (err instanceof TaskTimeoutError) agent = o.makeAgent(w);
           }
         }
-        if (record.status !== 'scored') {
-          writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}` });
+        // Taken back by the queue before it ended: another process may be writing its folder now.
+        const gone = record.status !== 'scored' && lost?.aborted === true;
+        if (record.status !== 'scored' && !gone) {
+          if (attemptErrors.length) record.attemptErrors = [...attemptErrors];
+          const earlier = attemptErrors.length > 1 ? ` (${attemptErrors.length} attempts; earlier: ${attemptErrors.slice(0, -1).join(' | ')})` : '';
+          writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}${earlier}` });
           statusFile({ score: null });
         }
         record.seconds = (performance.now() - started) / 1000;
+        await taken.finished(record);
+        if (gone) continue; // not this process's task any more: neither its record nor its progress
         records.push(record);
         o.onTaskEnd?.(record);
       }
@@ -193,6 +295,6 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       await dropEnv();
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.numEnvs, queue.length) }, (_, w) => worker(w)));
+  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
   return { records, invalid, alreadyFinished };
 }

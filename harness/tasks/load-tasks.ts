@@ -25,8 +25,11 @@ export interface InvalidTask extends TaskRef {
 
 const validator = Compile(TaskSchema);
 
-/** The task list, filtered to one domain unless `domain` is "all". */
-export function loadTaskList(metaPath: string, domain = 'all'): TaskRef[] {
+/**
+ * The task list, filtered to one domain unless `domain` is "all". A task named twice is listed
+ * once (two workers on one task folder would clear each other's files); `onDuplicate` hears of it.
+ */
+export function loadTaskList(metaPath: string, domain = 'all', onDuplicate: (ref: TaskRef) => void = () => {}): TaskRef[] {
   let meta: unknown;
   try {
     meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
@@ -39,10 +42,22 @@ export function loadTaskList(metaPath: string, domain = 'all'): TaskRef[] {
     throw new Error(`domain "${domain}" is not in ${metaPath} (it has ${entries.map(([d]) => d).join(', ')})`);
   }
   const refs: TaskRef[] = [];
+  const seen = new Set<string>();
   for (const [d, ids] of entries) {
     if (domain !== 'all' && d !== domain) continue;
     if (!Array.isArray(ids) || ids.some((id) => typeof id !== 'string')) throw new Error(`task list ${metaPath}: "${d}" is not a list of ids`);
-    for (const id of ids as string[]) refs.push({ domain: d, id });
+    if (!d || d === '.' || d === '..' || /[/\\\0]/.test(d)) throw new Error(`task list ${metaPath}: invalid domain name ${JSON.stringify(d)}`);
+    for (const id of ids as string[]) {
+      // The id is a folder name of the result layout: no separators, no "." / "..".
+      if (!id || id === '.' || id === '..' || /[/\\\0]/.test(id)) throw new Error(`task list ${metaPath}: "${d}" has an invalid task id ${JSON.stringify(id)}`);
+      const key = `${d}/${id}`;
+      if (seen.has(key)) {
+        onDuplicate({ domain: d, id });
+        continue;
+      }
+      seen.add(key);
+      refs.push({ domain: d, id });
+    }
   }
   return refs;
 }

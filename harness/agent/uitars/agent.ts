@@ -95,7 +95,12 @@ export class UITarsAgent implements Agent {
           frequencyPenalty: cfg.frequencyPenalty,
           ...(cfg.topP !== undefined ? { topP: cfg.topP } : {}),
         });
-        calls.push({ latencyMs: c.latencyMs, promptTokens: c.promptTokens, completionTokens: c.completionTokens });
+        calls.push({
+          latencyMs: c.latencyMs,
+          promptTokens: c.promptTokens,
+          completionTokens: c.completionTokens,
+          ...(c.retries ? { retries: c.retries, retryWaitMs: c.retryWaitMs, ...(c.retryError ? { retryError: c.retryError } : {}) } : {}),
+        });
         text = c.content.trim();
       } catch (err) {
         if (!(err instanceof ModelRequestError)) throw err; // outages are the runner's business

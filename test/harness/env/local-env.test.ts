@@ -3,7 +3,7 @@
 // restarted, close leaves no process behind. Real Xvfb (needs scripts/install-desktop.sh).
 import t from 'tap';
 import { request } from 'undici';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalProvider } from '../../../harness/env/providers/local/index.ts';
@@ -85,14 +85,26 @@ t.test('local env', { skip }, async (t) => {
   });
 
   await t.test('bad requests get 4xx and the env keeps serving', async (t) => {
+    const answers: { route: string; status: number; text: string }[] = [];
     const raw = async (p: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) => {
       const r = await request(env.baseUrl + p, { method: (init.method ?? 'POST') as 'POST', headers: init.headers ?? {}, body: init.body });
-      return { status: r.statusCode, text: await r.body.text() };
+      const res = { status: r.statusCode, text: await r.body.text() };
+      answers.push({ route: p, ...res });
+      return res;
     };
     const auth = { [TOKEN_HEADER]: env.token! };
     t.equal((await raw('/platform', { method: 'GET' })).status, 401, 'no token');
     t.equal((await raw('/platform', { method: 'GET', headers: { [TOKEN_HEADER]: 'wrong' } })).status, 401, 'bad token');
     t.equal((await raw('/platform', { method: 'GET', headers: { authorization: `Bearer ${env.token}` } })).status, 200, 'bearer ok');
+    t.equal((await raw('/platform', { method: 'GET', headers: { authorization: 'Bearer wrong' } })).status, 401, 'wrong bearer');
+    t.equal((await raw('/platform', { method: 'GET', headers: { [TOKEN_HEADER]: env.token!.slice(0, -1) } })).status, 401, 'a token one character short');
+    // The routes that run things refuse without the token before reading the body.
+    const noTok = { 'content-type': 'application/json' };
+    t.equal((await raw('/execute', { headers: noTok, body: '{"command": ["touch", "/tmp/osw-should-not-exist"]}' })).status, 401, '/execute without token');
+    t.equal((await raw('/setup/launch', { headers: noTok, body: '{"command": "xterm"}' })).status, 401, '/setup/launch without token');
+    t.notOk(existsSync('/tmp/osw-should-not-exist'), 'and nothing ran');
+    t.equal((await raw('/nope', { method: 'GET' })).status, 401, 'unknown route without token: 401, not 404');
+    t.match(JSON.parse(answers.at(-1)!.text), { error: /missing or wrong env token/ }, '401 says why');
     t.equal((await raw('/nope', { headers: auth })).status, 404, 'unknown route');
     const j = { ...auth, 'content-type': 'application/json' };
     t.equal((await raw('/execute', { headers: j, body: '{}' })).status, 400, 'execute without command');
@@ -117,9 +129,29 @@ t.test('local env', { skip }, async (t) => {
     t.equal((await raw('/setup/change_wallpaper', { headers: j, body: '{}' })).status, 400);
     t.equal((await raw('/setup/download_file', { headers: j, body: '{"url":"http://x"}' })).status, 400);
     t.equal((await raw('/end_recording', { headers: auth })).status, 400, 'no recording in progress');
+    t.equal((await raw('/execute', { headers: { ...auth, 'content-type': 'text/plain' }, body: 'ls' })).status, 400, 'a text body instead of JSON');
+    t.equal((await raw('/execute', { headers: { ...auth, 'content-type': 'application/xml' }, body: '<a/>' })).status, 415, 'a body type the server does not read');
+    t.equal((await raw('/execute', { method: 'GET', headers: auth })).status, 404, 'a route with the wrong method');
+    // Every refusal is a 4xx with a message (never a bare status, never a 500 for bad input).
+    for (const a of answers.filter((x) => x.status >= 400)) {
+      t.ok(a.status < 500, `${a.route}: ${a.status} is a 4xx`);
+      t.ok(a.text.trim().length > 0 && !/^\s*\{\s*\}\s*$/.test(a.text), `${a.route} ${a.status} has a message: ${a.text.slice(0, 80)}`);
+    }
     await t.rejects(c.getFile('/etc/passwd'), EnvHttpError);
     t.equal(await c.platform(), 'Linux', 'still serving');
     t.ok(env.isAlive());
+  });
+
+  await t.test('loopback only; the token is not in the env\'s own environment', async (t) => {
+    const ext = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
+    if (ext) {
+      await t.rejects(request(`http://${ext.address}:${env.ports.server}/platform`, { headers: { [TOKEN_HEADER]: env.token! } }), /ECONNREFUSED/, `not reachable on ${ext.address}`);
+    } else {
+      t.comment('no non-loopback IPv4 address here to try');
+    }
+    const r = await c.execute('env; cat /proc/self/cmdline', true);
+    t.equal(r.status, 'success');
+    if (r.status === 'success') t.notOk(r.output.includes(env.token!), 'apps in the env do not see the token in their environment');
   });
 
   await t.test('recording gives an mp4 that ffprobe reads', async (t) => {

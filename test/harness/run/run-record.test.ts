@@ -146,9 +146,10 @@ t.test('summary: every status counted; score over all and over cleanly finished 
 });
 
 t.test('progress lines off a TTY, a run log file; temp files of dead writers swept', async (t) => {
-  const dir = t.testdir({ a: { 'x.png.tmp-999999999-abc123': 'x', [`y.png.tmp-${process.pid}-abc123`]: 'y', 'keep.png': 'k' } });
+  // (cleanup.test.ts has the cases: own pid, reused pid, live writer.)
+  const dir = t.testdir({ a: { 'x.png.tmp-999999999-abc123': 'x', [`y.png.tmp-${process.ppid}-abc123`]: 'y', 'keep.png': 'k' } });
   t.equal(sweepTempFiles(dir), 1, 'only the dead writer\'s file');
-  t.same(fs.readdirSync(path.join(dir, 'a')).sort(), ['keep.png', `y.png.tmp-${process.pid}-abc123`]);
+  t.same(fs.readdirSync(path.join(dir, 'a')).sort(), ['keep.png', `y.png.tmp-${process.ppid}-abc123`]);
 
   const out = new PassThrough();
   let text = '';

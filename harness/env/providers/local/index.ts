@@ -11,8 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { copyFileSync, existsSync, readFileSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,10 +38,20 @@ export interface LocalProviderOptions {
   autoRestart?: boolean;
   /** /execute timeout (s), default 120 like OSWorld */
   executeTimeoutS?: number;
+  /** the env server's port (default: a free one); only for a provider that starts one env (the env-server CLI) */
+  serverPort?: number;
+  /** the env's token (default: random per env); only for a provider that starts one env (the env-server CLI) */
+  token?: string;
   log?: (msg: string) => void;
 }
 
 export type EnvState = 'new' | 'starting' | 'ready' | 'resetting' | 'restarting' | 'dead' | 'closed';
+
+/** Roots of the envs that this process has started and not yet closed (the stale-env sweep skips them). */
+const liveRoots = new Set<string>();
+export function liveEnvRoots(): ReadonlySet<string> {
+  return liveRoots;
+}
 
 export function defaultBaseDir(): string {
   return process.env.OSW_ENV_DIR ?? path.join(os.tmpdir(), 'osworld-envs');
@@ -128,6 +138,8 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
   client!: EnvClient;
   state: EnvState = 'new';
   restarts = 0;
+  /** why the desktop last died (Xvfb or supervisor exited), null if it never did */
+  lastDeath: string | null = null;
   /** ms of the last start / reset */
   lastStartMs = 0;
 
@@ -152,7 +164,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
     this.width = opts.width ?? 1920;
     this.height = opts.height ?? 1080;
     this.depth = opts.depth ?? 24;
-    this.token = opts.auth === false ? null : randomBytes(24).toString('base64url');
+    this.token = opts.auth === false ? null : (opts.token ?? randomBytes(24).toString('base64url'));
     this.log = opts.log ?? (() => {});
   }
 
@@ -223,12 +235,12 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
         b.copy(bin, i);
         i = bin.indexOf(a, i + 1);
       }
-      const tmp = `${vlcRoot}.${process.pid}`;
+      // Written under a temporary name and renamed: a kill mid-write must not leave a truncated
+      // vlc-root that every later env would take for the real one (cleanup.ts sweeps the temp file).
+      const tmp = `${vlcRoot}.${process.pid}-${randomBytes(3).toString('hex')}`;
       await writeFile(tmp, bin);
       await chmod(tmp, 0o755);
-      copyFileSync(tmp, vlcRoot);
-      await rm(tmp, { force: true });
-      await chmod(vlcRoot, 0o755);
+      await rename(tmp, vlcRoot);
     }
   }
 
@@ -285,6 +297,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
     if (this.state !== 'ready') return;
     this.log(`env ${this.id}: ${why}`);
     this.state = 'dead';
+    this.lastDeath = why;
     this.emit('died', why);
     if (this.opts.autoRestart === false) return;
     void this.serial(async () => {
@@ -309,6 +322,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
     return this.serial(async () => {
       if (this.state !== 'new') throw new Error(`env ${this.id} already started`);
       this.state = 'starting';
+      liveRoots.add(this.root);
       try {
         this.template = await ensureHomeTemplate(this.baseDir, this.log);
         await this.prepareDirs();
@@ -319,7 +333,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
           token: this.token,
           ...(this.opts.executeTimeoutS !== undefined ? { executeTimeoutS: this.opts.executeTimeoutS } : {}),
         });
-        await this.server.app.listen({ host: '127.0.0.1', port: 0 });
+        await this.server.app.listen({ host: '127.0.0.1', port: this.opts.serverPort ?? 0 });
         const addr = this.server.app.server.address();
         this.ports.server = typeof addr === 'object' && addr ? addr.port : 0;
         this.baseUrl = `http://127.0.0.1:${this.ports.server}`;
@@ -331,6 +345,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
         await this.server?.app.close().catch(() => {});
         await this.stopDesktop().catch(() => {});
         await rm(this.root, { recursive: true, force: true }).catch(() => {});
+        liveRoots.delete(this.root);
         throw e;
       }
     });
@@ -360,6 +375,7 @@ export class LocalEnv extends EventEmitter implements EnvHandle, DesktopAccess {
       await this.server?.app.close().catch(() => {});
       await this.stopDesktop();
       await rm(this.root, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+      liveRoots.delete(this.root);
     });
   }
 

@@ -30,6 +30,7 @@ import { decodeImage } from '../server/vision/decode.ts';
 import { pilResizeBicubic } from '../server/vision/pil-resize.ts';
 import { resolveResize } from '../server/vision/smart-resize.ts';
 import { median, spread, timeRuns, type Spread, collectRequestLogs } from './server-stats.ts';
+import { PreparedImageCache } from '../server/vision/prepare-image.ts';
 
 export const SCREENSHOT = path.join(REPO_ROOT, 'test/fixtures/images/screenshot-desktop-1920x1080.png');
 
@@ -157,8 +158,9 @@ export async function measureOverhead(opts: { runs: number; tokenizerDir: string
   for (const { key, policy } of POLICIES) {
     log(`bench: overhead, ${key} policy: pieces (${runs} runs each)`);
     const config: ServerConfig = { ...defaultServerConfig(), imagePolicy: policy };
-    const ctx: ServingContext = { config, model: cp.config, tokenizer, maxModelLen: 32768 };
-    const tinyCtx: ServingContext = { config, model: tinyCp.config, tokenizer: tinyTokenizer, maxModelLen: 32768 };
+    // No prepared-image cache: every run measures the decode and resize.
+    const ctx: ServingContext = { config, model: cp.config, tokenizer, maxModelLen: 32768, images: new PreparedImageCache(0) };
+    const tinyCtx: ServingContext = { ...ctx, model: tinyCp.config, tokenizer: tinyTokenizer };
     const capPixels = config.maxImageTokens * 28 * 28;
     const resizePolicy = resizePolicyFor(policy, pre.minPixels, Math.min(pre.maxPixels, capPixels));
     const limits = { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels };
@@ -216,7 +218,8 @@ export async function measureOverhead(opts: { runs: number; tokenizerDir: string
   for (const { key, policy } of POLICIES) {
     log(`bench: overhead, ${key} policy: end to end (tiny checkpoint, max_tokens 1, ${runs} runs)`);
     const { logger, lines } = collectRequestLogs();
-    const config: ServerConfig = { ...defaultServerConfig(), ports: [0], imagePolicy: policy, drainSeconds: 5 };
+    // No prepared-image cache: every request measures the decode and resize.
+    const config: ServerConfig = { ...defaultServerConfig(), ports: [0], imagePolicy: policy, drainSeconds: 5, preparedImageCacheMiB: 0 };
     const server = await startServer(config, logger);
     try {
       await server.engine.ready;

@@ -39,6 +39,7 @@ export interface ServerConfig {
   maxBatch: number;
   kvCacheGiB: number;
   imageCacheMiB: number;
+  preparedImageCacheMiB: number;
   prefixCacheGiB: number;
   queueSize: number;
   /** 'smart' (smart_resize within min/max pixels) or a fixed box like '800x450'. */
@@ -50,6 +51,14 @@ export interface ServerConfig {
   bodyLimitMiB: number;
   drainSeconds: number;
   logFile: string | null;
+  /** When set, /v1/* and /tokenize require `Authorization: Bearer <apiKey>`. */
+  apiKey: string | null;
+  /** Hosts remote image URLs may name (null: remote image URLs are refused). */
+  allowedImageHosts: string[] | null;
+  /** Whether remote images may come from loopback, private or link-local addresses. */
+  imageFetchAllowPrivate: boolean;
+  imageFetchTimeoutMs: number;
+  imageFetchMaxRedirects: number;
 }
 
 interface Setting<K extends keyof ServerConfig> {
@@ -71,6 +80,39 @@ const num = (name: string, min: number) => (raw: string): number => {
   if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min} (got "${raw}")`);
   return n;
 };
+
+const bool = (name: string) => (raw: string): boolean => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new Error(`${name} takes true or false (got "${raw}")`);
+};
+
+export function parseApiKey(raw: string): string {
+  if (/[\s\x00-\x1f\x7f]/.test(raw)) throw new Error('--api-key must not contain spaces or control characters');
+  return raw;
+}
+
+/**
+ * "images.example.com,*.cdn.example.com,127.0.0.1": host names (a leading "*." matches any
+ * subdomain) and IP addresses, normalised as URLs normalise them (lower case, IPv6 in brackets).
+ */
+export function parseImageHosts(raw: string): string[] {
+  const hosts = raw.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  if (hosts.length === 0) throw new Error('--allowed-image-hosts takes a comma-separated list of host names');
+  return hosts.map((h) => {
+    const wildcard = h.startsWith('*.');
+    const name = wildcard ? h.slice(2) : h;
+    let host: string;
+    try {
+      host = new URL(`http://${name.includes(':') && !name.startsWith('[') ? `[${name}]` : name}/`).hostname;
+    } catch {
+      throw new Error(`--allowed-image-hosts: "${h}" is not a host name`);
+    }
+    if (!host || /[/?#@]/.test(name)) throw new Error(`--allowed-image-hosts: "${h}" is not a host name`);
+    return wildcard ? `*.${host}` : host;
+  });
+}
 
 /** "9000" or "9000-9007": one engine serves every port of the range. */
 export function parsePorts(raw: string): number[] {
@@ -106,6 +148,7 @@ export const SETTINGS: AnySetting[] = [
   { key: 'maxBatch', flag: '--max-num-seqs', env: 'MAX_NUM_SEQS', default: 8, parse: int('--max-num-seqs', 1), description: 'sequences decoded together' },
   { key: 'kvCacheGiB', flag: '--kv-cache-gib', env: 'KV_CACHE_GIB', default: ENGINE_DEFAULTS.kvCacheBytes / 1024 ** 3, parse: num('--kv-cache-gib', 0.001), description: 'memory for the KV cache; fewer sequences run at once when max-num-seqs x max-model-len does not fit' },
   { key: 'imageCacheMiB', flag: '--image-cache-mib', env: 'IMAGE_CACHE_MIB', default: ENGINE_DEFAULTS.imageCacheBytes / 1024 ** 2, parse: num('--image-cache-mib', 0), description: 'memory for vision-encoder outputs reused by image content (0: off); an agent re-sends its earlier screenshots' },
+  { key: 'preparedImageCacheMiB', flag: '--prepared-image-cache-mib', env: 'PREPARED_IMAGE_CACHE_MIB', default: 1024, parse: num('--prepared-image-cache-mib', 0), description: 'memory for decoded and resized images reused by content (0: off), so re-sent screenshots are not decoded again' },
   { key: 'prefixCacheGiB', flag: '--prefix-cache-gib', env: 'PREFIX_CACHE_GIB', default: ENGINE_DEFAULTS.prefixCacheBytes / 1024 ** 3, parse: num('--prefix-cache-gib', 0), description: "memory for prompt KV reused by prompts that extend it (0: off); an agent's step extends its previous step's prompt" },
   { key: 'queueSize', flag: '--queue-size', env: 'QUEUE_SIZE', default: 64, parse: int('--queue-size', 0), description: 'requests that may wait beyond those running; more get 429 with Retry-After' },
   { key: 'imagePolicy', flag: '--image-policy', env: 'IMAGE_POLICY', default: 'smart', parse: parseImagePolicy, description: '"smart" (Qwen2-VL smart_resize) or a fixed box such as 800x450 (the ARPO seed\'s)' },
@@ -116,6 +159,11 @@ export const SETTINGS: AnySetting[] = [
   { key: 'bodyLimitMiB', flag: '--max-body-mib', env: 'MAX_BODY_MIB', default: 128, parse: num('--max-body-mib', 0.001), description: 'request body limit; the default fits 15+ base64 full-resolution PNG screenshots' },
   { key: 'drainSeconds', flag: '--drain-seconds', env: 'DRAIN_SECONDS', default: 30, parse: num('--drain-seconds', 0), description: 'on SIGTERM, how long running requests may finish' },
   { key: 'logFile', flag: '--log-file', env: 'LOG_FILE', default: null, parse: (s) => s, description: 'also write the JSON log here' },
+  { key: 'apiKey', flag: '--api-key', env: 'API_KEY', default: null, parse: parseApiKey, description: 'when set, /v1/*, /tokenize and every other route but /health, /metrics and the API docs require "Authorization: Bearer KEY"; prefer the variable (flags show in ps)' },
+  { key: 'allowedImageHosts', flag: '--allowed-image-hosts', env: 'ALLOWED_IMAGE_HOSTS', default: null, parse: parseImageHosts, description: 'comma-separated hosts (*.example.com for subdomains) that http(s) image URLs may name; unset: only data URLs are accepted' },
+  { key: 'imageFetchAllowPrivate', flag: '--image-fetch-allow-private', env: 'IMAGE_FETCH_ALLOW_PRIVATE', default: false, parse: bool('--image-fetch-allow-private'), description: 'let allowed image hosts resolve to loopback, private or link-local addresses (refused by default)' },
+  { key: 'imageFetchTimeoutMs', flag: '--image-fetch-timeout-ms', env: 'IMAGE_FETCH_TIMEOUT_MS', default: 10_000, parse: int('--image-fetch-timeout-ms', 1), description: 'time limit for fetching one remote image, redirects included (its size limit is --max-image-bytes)' },
+  { key: 'imageFetchMaxRedirects', flag: '--image-fetch-max-redirects', env: 'IMAGE_FETCH_MAX_REDIRECTS', default: 3, parse: int('--image-fetch-max-redirects', 0), description: 'redirects followed per remote image; every target is checked like the first URL' },
 ];
 
 export function defaultServerConfig(): ServerConfig {

@@ -2,6 +2,7 @@
  * Starts the whole server: the engine worker (which loads the model in the background), one
  * Fastify app per configured port, and a shutdown that drains running requests.
  */
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { ensureTinyCheckpoint } from './model/checkpoint/tiny.ts';
 import { openCheckpoint } from './model/checkpoint/checkpoint.ts';
@@ -10,7 +11,11 @@ import { EngineClient } from './engine/worker/engine-client.ts';
 import { buildApp, type AppDeps } from './api/app.ts';
 import { ServerMetrics } from './api/metrics.ts';
 import { modelOptionsFor, type ServerConfig } from './config.ts';
-import type { ServingContext } from './chat/prepare-request.ts';
+import { maxTokenBytesOf, type ServingContext } from './chat/prepare-request.ts';
+import { PreparedImageCache } from './vision/prepare-image.ts';
+
+/** After the drain time, how long the engine may take to reach a step boundary before it is killed. */
+const STOP_GRACE_MS = 120_000;
 
 export interface RunningServer {
   apps: FastifyInstance[];
@@ -27,11 +32,13 @@ export async function startServer(config: ServerConfig, logger: FastifyServerOpt
   // The HTTP thread reads the small files (config, tokenizer); the worker loads the weights.
   const checkpoint = await openCheckpoint(modelPath);
   const tokenizer = ChatTokenizer.fromFiles(checkpoint.files);
+  const maxTokenBytes = maxTokenBytesOf(JSON.parse(readFileSync(checkpoint.files.tokenizerJson, 'utf8')) as Parameters<typeof maxTokenBytesOf>[0]);
   const engine = new EngineClient(modelPath, modelOptionsFor(config), { maxQueued: config.queueSize });
   let serving: ServingContext | null = null;
   void engine.ready.then(
     (info) => {
-      serving = { config, model: checkpoint.config, tokenizer, maxModelLen: info.maxModelLen };
+      const images = new PreparedImageCache(config.preparedImageCacheMiB * 1024 ** 2);
+      serving = { config, model: checkpoint.config, tokenizer, maxModelLen: info.maxModelLen, maxTokenBytes, images };
     },
     () => {},
   );
@@ -47,7 +54,10 @@ export async function startServer(config: ServerConfig, logger: FastifyServerOpt
       return text;
     },
     metrics: new ServerMetrics(() => engine.stats),
+    closing: () => closing,
+    requests: new Set(),
   };
+  let closing = false;
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];
   try {
@@ -67,9 +77,17 @@ export async function startServer(config: ServerConfig, logger: FastifyServerOpt
     engine,
     usingEmbeddedModel,
     close: async () => {
-      const drainMs = config.drainSeconds * 1000;
-      // Closing the listeners waits for in-flight HTTP requests, which end as the engine drains.
-      await Promise.all([...apps.map((a) => a.close()), engine.shutdown(drainMs)]);
+      closing = true;
+      // Closing the listeners refuses new connections and waits for in-flight HTTP requests,
+      // which end as the engine drains.
+      const appsClosed = Promise.all(apps.map((a) => a.close()));
+      const deadline = Date.now() + config.drainSeconds * 1000;
+      while (engine.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Past the drain time: stop what still runs. The engine stops a request at its next step
+      // boundary (a decode step, or the prefill in progress); the worker is then shut down
+      // cleanly, never terminated inside an ONNX Runtime call (that aborts the whole process).
+      for (const controller of deps.requests ?? []) controller.abort();
+      await Promise.all([appsClosed, engine.shutdown(STOP_GRACE_MS)]);
     },
   };
 }

@@ -43,6 +43,14 @@ export class ServerMetrics {
     fromStats('prefix_cache_misses', 'Prompts that found no cached prefix', (s) => s.prefixCacheMisses);
     fromStats('prefix_cache_tokens', 'Prompt tokens served from the prefix cache instead of prefill', (s) => s.cachedPromptTokens);
     fromStats('cache_bytes', 'Bytes held by the image and prefix caches', (s) => s.cacheBytes);
+    new Gauge({
+      name: `${prefix}process_resident_memory_bytes`,
+      help: 'Resident memory of the server process (HTTP thread and engine worker together)',
+      registers: [r],
+      collect() {
+        this.set(process.memoryUsage.rss());
+      },
+    });
     this.requests = new Counter({ name: `${prefix}requests_total`, help: 'Chat completion requests by HTTP status', labelNames: ['status'], registers: [r] });
     this.errors = new Counter({ name: `${prefix}errors_total`, help: 'Failed requests by error code', labelNames: ['code'], registers: [r] });
     this.promptTokens = new Counter({ name: `${prefix}prompt_tokens_total`, help: 'Prompt tokens processed (image tokens included)', registers: [r] });

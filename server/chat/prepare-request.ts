@@ -12,9 +12,10 @@ import type { SamplingParams } from '../engine/sampler.ts';
 import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
 import type { ChatTokenizer } from '../model/tokenizer.ts';
 import { ImageError } from '../vision/decode.ts';
-import { prepareImage, type PreparedImage } from '../vision/prepare-image.ts';
+import type { PreparedImage, PreparedImageCache } from '../vision/prepare-image.ts';
 import { ResizeError } from '../vision/smart-resize.ts';
-import { imageBytesFromUrl } from './data-url.ts';
+import { imageBytes } from './data-url.ts';
+import type { RemoteImagePolicy } from './remote-image.ts';
 import { dropOldestImages, normalizeMessages, type NormalizedChat } from './normalize-messages.ts';
 
 export interface ServingContext {
@@ -22,6 +23,35 @@ export interface ServingContext {
   model: Qwen2VLConfig;
   tokenizer: ChatTokenizer;
   maxModelLen: number;
+  /** Decoded and resized images by content (agents re-send their earlier screenshots). */
+  images: PreparedImageCache;
+  /**
+   * The most input bytes one token can stand for (the longest vocabulary entry). With it, a
+   * prompt whose text alone needs more tokens than the context holds is refused before it is
+   * tokenised: tokenising megabytes of text would block the HTTP thread for seconds to minutes.
+   */
+  maxTokenBytes?: number;
+}
+
+/** The longest token of a tokenizer.json, in input bytes (byte-level BPE: one character per byte). */
+export function maxTokenBytesOf(tokenizerJson: { model?: { vocab?: Record<string, number> | [string, number][] }; added_tokens?: { content: string }[] }): number {
+  let longest = 1;
+  const vocab = tokenizerJson.model?.vocab;
+  const tokens = Array.isArray(vocab) ? vocab.map(([t]) => t) : Object.keys(vocab ?? {});
+  for (const t of tokens) longest = Math.max(longest, Buffer.byteLength(t, 'utf8'));
+  for (const t of tokenizerJson.added_tokens ?? []) longest = Math.max(longest, Buffer.byteLength(t.content, 'utf8'));
+  return longest;
+}
+
+/** UTF-8 bytes of every text the messages carry. */
+function textBytes(chat: NormalizedChat): number {
+  let n = 0;
+  for (const m of chat.messages) {
+    n += Buffer.byteLength(m.role, 'utf8');
+    if (typeof m.content === 'string') n += Buffer.byteLength(m.content, 'utf8');
+    else for (const p of m.content) if (p.type === 'text') n += Buffer.byteLength(p.text, 'utf8');
+  }
+  return n;
 }
 
 export interface PreparedChat {
@@ -56,6 +86,18 @@ function mapImageError(err: unknown, param: string): never {
   throw err;
 }
 
+/** The remote-image policy of a configuration; null when remote image URLs are refused. */
+export function remoteImagePolicy(config: ServerConfig): RemoteImagePolicy | null {
+  if (!config.allowedImageHosts || config.allowedImageHosts.length === 0) return null;
+  return {
+    allowedHosts: config.allowedImageHosts,
+    allowPrivate: config.imageFetchAllowPrivate,
+    timeoutMs: config.imageFetchTimeoutMs,
+    maxRedirects: config.imageFetchMaxRedirects,
+    maxBytes: config.maxImageBytes,
+  };
+}
+
 function render(ctx: ServingContext, chat: NormalizedChat): number[] {
   return ctx.tokenizer.encode(ctx.tokenizer.renderChat(chat.messages, true));
 }
@@ -63,6 +105,14 @@ function render(ctx: ServingContext, chat: NormalizedChat): number[] {
 export async function prepareChat(ctx: ServingContext, req: ChatCompletionRequest, signal?: AbortSignal): Promise<PreparedChat> {
   const { config } = ctx;
   let chat = normalizeMessages(req.messages);
+  if (ctx.maxTokenBytes) {
+    const atLeast = Math.ceil(textBytes(chat) / ctx.maxTokenBytes);
+    if (atLeast + 1 > ctx.maxModelLen) {
+      throw contextLengthExceeded(
+        `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your messages' text alone needs at least ${atLeast} tokens. Please reduce the length of the messages.`,
+      );
+    }
+  }
   // 1. At most maxImagesPerRequest images: the oldest go first, as the agent's own history does.
   let dropped = Math.max(0, chat.imageUrls.length - config.maxImagesPerRequest);
   chat = dropOldestImages(chat, dropped);
@@ -77,15 +127,16 @@ export async function prepareChat(ctx: ServingContext, req: ChatCompletionReques
   if (minPixels > maxPixels) throw invalidRequest(`min_pixels ${minPixels} exceeds max_pixels ${maxPixels}`, 'mm_processor_kwargs');
   const policy = resizePolicyFor(mm.size ?? config.imagePolicy, minPixels, maxPixels);
   const images: PreparedImage[] = [];
+  const remote = remoteImagePolicy(config);
   let imageMs = 0;
   for (let i = 0; i < chat.imageUrls.length; i++) {
     if (signal?.aborted) throw invalidRequest('the client went away');
     const param = `image ${dropped + i + 1}`;
     const t0 = performance.now();
-    const bytes = imageBytesFromUrl(chat.imageUrls[i]!, param);
+    const bytes = await imageBytes(chat.imageUrls[i]!, param, config.maxImageBytes, remote, signal);
     try {
       images.push(
-        await prepareImage(bytes, policy, pre, { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels }),
+        await ctx.images.prepare(bytes, policy, pre, { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels }),
       );
     } catch (err) {
       mapImageError(err, param);
@@ -100,6 +151,16 @@ export async function prepareChat(ctx: ServingContext, req: ChatCompletionReques
   // 3. Template and tokens; drop the oldest images while the prompt does not fit.
   const t1 = performance.now();
   let ids = render(ctx, chat);
+  // Text that spells <|image_pad|> is tokenised as the placeholder itself: the prompt would
+  // then hold more placeholders than images, which the engine cannot expand.
+  const placeholders = ids.reduce((n, id) => n + (id === ctx.model.tokens.imagePad ? 1 : 0), 0);
+  if (placeholders !== images.length) {
+    throw invalidRequest(
+      `the messages' text contains the image placeholder token <|image_pad|> (${placeholders - images.length} time(s)); send images as image_url parts`,
+      'messages',
+      'invalid_prompt',
+    );
+  }
   const promptLength = (textIds: number[], kept: PreparedImage[]): number =>
     textIds.length - kept.length + kept.reduce((n, im) => n + im.numImageTokens, 0);
   let kept = images;

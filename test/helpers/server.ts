@@ -156,3 +156,52 @@ export async function withTimeout<T, F>(promise: Promise<T>, ms: number, fallbac
     clearTimeout(timer);
   }
 }
+
+/** A server running as its own process (`node --import tsx server/main.ts`), as start_server.sh runs it. */
+export interface ChildServer {
+  url: string;
+  port: number;
+  pid: number;
+  /** Resolves with the exit code once the process ends. */
+  exited: Promise<number | null>;
+  /** Everything it wrote to stdout and stderr so far (its JSON log lines). */
+  output(): string;
+}
+
+/**
+ * Starts server/main.ts in a child process on a free port with the embedded tiny checkpoint and
+ * `args` as extra flags, waits until /health is 200 (or the process ends), and kills its process
+ * group in teardown. Memory figures read from it (its /metrics) are the server's alone.
+ */
+export async function spawnServer(t: Test, args: string[] = [], env: Record<string, string> = {}): Promise<ChildServer> {
+  const { spawn } = await import('node:child_process');
+  const { REPO_ROOT } = await import('../../server/model/checkpoint/tiny.ts');
+  const [port] = (await freePorts(1)) as [number];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', String(port), ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, MODEL_PATH: '', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  let ended = false;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => {
+    ended = true;
+    if (signal) output += `\n[killed by ${signal}]\n`;
+    resolve(code);
+  }));
+  t.teardown(() => {
+    if (ended) return;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const up = await waitFor(async () => ended || (await http(`${url}/health`, 'GET').catch(() => ({ status: 0 }))).status === 200, 180_000);
+  if (!up || ended) throw new Error(`the server did not come up; output:\n${output.slice(-4000)}`);
+  return { url, port, pid: child.pid!, exited, output: () => output };
+}

@@ -8,8 +8,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { prepareChat, type PreparedChat } from '../../chat/prepare-request.ts';
 import { EngineBusyError } from '../../engine/worker/engine-client.ts';
 import type { DoneEvent, EngineEvent, TokenEvent } from '../../engine/request.ts';
+import { serverLimits } from '../admission.ts';
 import type { AppDeps } from '../app.ts';
-import { ApiError, modelNotFound, modelNotReady, overloaded, serverError } from '../errors.ts';
+import { ApiError, invalidRequest, modelNotFound, modelNotReady, notReady, overloaded, serverError } from '../errors.ts';
 import {
   ChatCompletionRequestSchema,
   ChatCompletionResponseSchema,
@@ -40,18 +41,25 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   if (body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
   const ctx = deps.serving();
   if (!ctx) throw modelNotReady(deps.engine.loadError);
+  // The engine worker died after loading (its error is kept as loadError): 503, not a hang.
+  if (deps.engine.loadError) throw notReady('the engine stopped; restart the server');
+  checkParameters(deps, body);
 
   const controller = new AbortController();
+  deps.requests?.add(controller);
   reply.raw.on('close', () => {
+    deps.requests?.delete(controller);
     if (!reply.raw.writableFinished) controller.abort();
   });
-  const prepared = await prepareChat(ctx, body, controller.signal);
+  const prepared = await serverLimits(deps).prepare.run(() => prepareChat(ctx, body, controller.signal));
   const m = deps.metrics;
   m.imagesResized.inc(prepared.images.length);
   m.imagesDropped.inc(prepared.imagesDropped);
   m.phaseSeconds.observe({ phase: 'image' }, prepared.timing.imageMs / 1000);
   m.phaseSeconds.observe({ phase: 'template' }, prepared.timing.templateMs / 1000);
 
+  // A request still preparing when shutdown began does not start in the engine.
+  if (deps.closing?.()) throw shuttingDown();
   let events: AsyncIterable<EngineEvent>;
   try {
     events = deps.engine.generate(prepared.engineRequest);
@@ -83,8 +91,14 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   const done = [...choices.values()].map((c) => c.done!);
   const failure = done.find((d) => d.finishReason === 'error' || d.finishReason === 'abort');
   // The client is gone (499, nginx's "client closed request"); nobody reads this answer.
-  if (failure?.finishReason === 'abort') return reply.code(499).send(new ApiError(499, 'client closed the request', 'invalid_request_error', 'client_closed').toBody());
+  if (failure?.finishReason === 'abort') {
+    // Aborted with the client still connected: the server stopped it (shutdown past --drain-seconds).
+    if (!controller.signal.aborted || deps.closing?.()) throw shuttingDown();
+    return reply.code(499).send(new ApiError(499, 'client closed the request', 'invalid_request_error', 'client_closed').toBody());
+  }
   if (failure) {
+    // Stopped by the shutdown (the engine worker ended): a retryable 503, not a fault.
+    if (deps.closing?.()) throw shuttingDown();
     request.log.error({ err: failure.error }, 'engine error');
     throw serverError();
   }
@@ -108,6 +122,20 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   };
   return response;
 }
+
+/** Parameters that are each valid but cannot be served together (the engine would fail them). */
+function checkParameters(deps: AppDeps, body: ChatCompletionRequest): void {
+  const slots = deps.engine.info?.slots;
+  const n = body.n ?? 1;
+  if (slots !== undefined && n > slots) {
+    throw invalidRequest(`n=${n} exceeds the ${slots} sequences this server decodes at once (--max-num-seqs)`, 'n');
+  }
+  if (body.stream_options && !body.stream) throw invalidRequest('stream_options is only allowed when stream is true', 'stream_options');
+}
+
+/** A request the server stopped because it is shutting down and --drain-seconds ran out. */
+const shuttingDown = (): ApiError =>
+  new ApiError(503, 'the server is shutting down and stopped this request; retry on another server or later', 'service_unavailable', 'server_shutting_down');
 
 interface ResponseMeta {
   id: string;
@@ -223,11 +251,19 @@ async function stream(
     } else {
       done.push(ev);
       if (ev.finishReason === 'error') {
+        if (deps.closing?.()) {
+          send(shuttingDown().toBody());
+          continue;
+        }
         request.log.error({ err: ev.error }, 'engine error');
-        send(new ApiError(500, 'The server had an error while processing the request.', 'server_error', 'internal_error').toBody());
+        send(serverError().toBody());
         continue;
       }
-      if (ev.finishReason === 'abort') continue;
+      if (ev.finishReason === 'abort') {
+        // The client is gone (nothing to send), or the server stopped the request at shutdown.
+        if (!res.destroyed) send(shuttingDown().toBody());
+        continue;
+      }
       send(chunk(ev.index, ev.finalText ? { content: ev.finalText } : {}, { finish_reason: ev.finishReason }));
     }
   }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { AppDeps } from '../app.ts';
-import { modelNotReady } from '../errors.ts';
+import { modelNotReady, notReady } from '../errors.ts';
 import { ErrorResponseSchema } from '../schemas/errors.ts';
 
 const ModelListSchema = Type.Object({
@@ -36,6 +36,7 @@ export function modelRoutes(app: FastifyInstance, deps: AppDeps): void {
   }));
   app.get('/health', { schema: { summary: '200 when the model is loaded, 503 before', response: { 503: ErrorResponseSchema } } }, async () => {
     if (!deps.serving()) throw modelNotReady(deps.engine.loadError);
+    if (deps.engine.loadError) throw notReady('the engine stopped; restart the server');
     return {};
   });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from 'typebox';
 import { prepareChat } from '../../chat/prepare-request.ts';
+import { serverLimits } from '../admission.ts';
 import type { AppDeps } from '../app.ts';
 import { imageReport } from './chat-completions.ts';
 import { modelNotFound, modelNotReady } from '../errors.ts';
@@ -39,7 +40,7 @@ export function tokenizeRoute(app: FastifyInstance, deps: AppDeps): void {
       if (body.model !== undefined && body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
       const ctx = deps.serving();
       if (!ctx) throw modelNotReady(deps.engine.loadError);
-      const prepared = await prepareChat(ctx, { model: deps.config.servedModelName, ...body });
+      const prepared = await serverLimits(deps).prepare.run(() => prepareChat(ctx, { model: deps.config.servedModelName, ...body }));
       return {
         count: prepared.promptTokens,
         max_model_len: ctx.maxModelLen,

@@ -10,7 +10,7 @@ export const TextPartSchema = Type.Object({ type: Type.Literal('text'), text: Ty
 export const ImageUrlPartSchema = Type.Object({
   type: Type.Literal('image_url'),
   image_url: Type.Object({
-    url: Type.String({ description: 'a data URL: data:image/png|jpeg|webp;base64,...' }),
+    url: Type.String({ description: 'a data URL: data:image/png|jpeg|webp;base64,... (or an http(s) URL on a host the server allows with --allowed-image-hosts)' }),
     detail: Type.Optional(Type.String()),
   }),
 });

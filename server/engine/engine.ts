@@ -62,6 +62,9 @@ export const EMPTY_STATS: EngineStats = {
 
 export class EngineError extends Error {}
 
+/** The client went away during its prefill: stop between images and chunks, not at the end. */
+class PrefillAborted extends Error {}
+
 export class Engine {
   private readonly waiting: Sequence[][] = [];
   private readonly running: Sequence[] = [];
@@ -174,7 +177,8 @@ export class Engine {
       logits = await this.prefill(seqs[0]!);
     } catch (err) {
       // A failed request fails alone; its slots were never added to `running`.
-      for (const seq of seqs) seq.finish('error', err instanceof Error ? err.message : String(err));
+      if (err instanceof PrefillAborted) for (const seq of seqs) seq.finish('abort');
+      else for (const seq of seqs) seq.finish('error', err instanceof Error ? err.message : String(err));
       return;
     }
     // The n completions share the prefill: copy the first one's cache rows into their slots.
@@ -234,6 +238,7 @@ export class Engine {
         embeds.push(null);
         continue;
       }
+      if (seq.aborted) throw new PrefillAborted();
       const image = req.images[i]!;
       const encode = () => this.runner.encodeImage(image.patches, image.gridThw);
       embeds.push(this.options.imageCacheBytes > 0 ? (await this.imageCache.getOrEncode(prompt.imageKeys[i]!, encode)).embeds : await encode());
@@ -245,6 +250,7 @@ export class Engine {
     let image = 0; // the image whose rows come next
     let logits: Float32Array | null = null;
     for (let from = done; from < ids.length; from += this.options.prefillChunk) {
+      if (seq.aborted) throw new PrefillAborted();
       const count = Math.min(this.options.prefillChunk, ids.length - from);
       const cos = new Float32Array(count * headDim);
       const sin = new Float32Array(count * headDim);

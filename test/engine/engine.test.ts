@@ -141,3 +141,21 @@ t.test('n=2 shares one prefill; each completion equals its own single run', asyn
   const tooMany = await collect(model.engine.generate(greedyRequest(prompt, [], 3, { n: 99 })));
   t.equal(tooMany.done.finishReason, 'error');
 });
+
+t.test('a request aborted during its prefill stops before its remaining images', async (t) => {
+  const images = [];
+  for (const seed of [1, 2, 3, 4, 5]) {
+    images.push(await prepareFile(model, await writeTestImage(t, `abort-${seed}.png`, 90 + seed, 70, seed), { kind: 'smart', minPixels: 56 * 56, maxPixels: 60 * 28 * 28 }));
+  }
+  const encodedBefore = model.engine.stats.imageCacheMisses;
+  const controller = new AbortController();
+  const events = model.engine.generate(greedyRequest(userPrompt(model, 'Compare them.', images.length), images, 8, { signal: controller.signal }));
+  // The prefill has started (it awaits its first image's encoder run); abort now.
+  controller.abort();
+  const run = await collect(events);
+  t.equal(run.done.finishReason, 'abort');
+  t.equal(run.tokens.length, 0, 'no token generated');
+  t.ok(model.engine.stats.imageCacheMisses - encodedBefore < images.length, `stopped after ${model.engine.stats.imageCacheMisses - encodedBefore} of ${images.length} images`);
+  const after = await collect(model.engine.generate(greedyRequest(userPrompt(model, 'Next.', 1), [imageA], 3)));
+  t.equal(after.tokens.length, 3, 'the engine serves the next request');
+});

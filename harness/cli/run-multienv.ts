@@ -30,19 +30,12 @@ import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/
 import { redactRedisUrl } from '../run/resp-client.ts';
 import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
+import { normaliseArgv } from './argv.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
 import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
 import { parseTags, TASK_TAGS, taskTags, type TaskTag } from '../run/task-tags.ts';
 
-/** OSWorld's flags use underscores; accept both spellings by normalising to dashes. */
-export function normaliseArgv(argv: string[]): string[] {
-  return argv.map((a) => {
-    if (!a.startsWith('--')) return a;
-    const eq = a.indexOf('=');
-    const name = eq < 0 ? a : a.slice(0, eq);
-    return name.replace(/_/g, '-') + (eq < 0 ? '' : a.slice(eq));
-  });
-}
+export { normaliseArgv };
 
 const num = (name: string) => (v: string): number => {
   const n = Number(v);

@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TaskStatus } from '../results/status.ts';
 
-export function runLogName(d = new Date()): string {
-  return `run-${d.toISOString().replace(/[:.]/g, '-')}.log`;
+/** `run-<timestamp>.log`; `tag` (e.g. `<host>-<pid>` of a process sharing the trial) goes before `.log`. */
+export function runLogName(d = new Date(), tag?: string): string {
+  return `run-${d.toISOString().replace(/[:.]/g, '-')}${tag ? `-${tag.replace(/[^A-Za-z0-9_.-]/g, '_')}` : ''}.log`;
 }
 
 export function formatDuration(s: number): string {

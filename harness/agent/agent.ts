@@ -8,15 +8,7 @@ export interface StepPrediction {
    * call was retried because the server was unreachable or answered 429/5xx, `retryWaitMs` the
    * backoff waited, `retryError` the last such error.
    */
-  calls?: {
-    latencyMs: number;
-    promptTokens: number;
-    completionTokens: number;
-    error?: string;
-    retries?: number;
-    retryWaitMs?: number;
-    retryError?: string;
-  }[];
+  calls?: ModelCall[];
   /** Set when the agent gave up on this step ("client error"): every try was unparsable, or the model answered 4xx. */
   gaveUp?: 'parse' | 'model';
   /** Things worth a look (e.g. coordinates outside 0..1000 in relative mode: a likely coordinate-mode mismatch). */
@@ -26,4 +18,15 @@ export interface StepPrediction {
 export interface Agent {
   reset(taskId: string): void;
   predict(instruction: string, screenshot: Uint8Array): Promise<StepPrediction>;
+}
+
+/** One model request of a step, as traj.jsonl records it. */
+export interface ModelCall {
+  latencyMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  error?: string;
+  retries?: number;
+  retryWaitMs?: number;
+  retryError?: string;
 }

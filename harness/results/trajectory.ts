@@ -8,14 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export interface ModelCall {
-  latencyMs: number;
-  promptTokens: number;
-  completionTokens: number;
-  error?: string;
-  retries?: number;
-  retryWaitMs?: number;
-}
+export type { ModelCall } from '../agent/agent.ts';
+import type { ModelCall } from '../agent/agent.ts';
 
 /** One traj.jsonl line that executed an action (step_num >= 1). */
 export interface TrajStep {

@@ -15,7 +15,7 @@
 import { Command } from 'commander';
 import { ENGINE_DEFAULTS, parseWeightFormat } from '../server/config.ts';
 import { loadModel, type LoadedModel } from '../server/model/load-model.ts';
-import { GREEDY } from '../server/engine/sampler.ts';
+import { argmax, GREEDY, logSumExp } from '../server/engine/sampler.ts';
 import type { EngineRequest, TokenEvent } from '../server/engine/request.ts';
 import { prepareImage, type PreparedImage } from '../server/vision/prepare-image.ts';
 import { renderUserPrompt, UITARS_SYSTEM_PROMPT } from '../harness/agent/uitars/prompt.ts';
@@ -97,24 +97,17 @@ async function click(model: LoadedModel, p: Prompt, v: ClickVocab): Promise<[num
   return [Number(numbers[0]), Number(numbers[1])];
 }
 
-function logSoftmax(x: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of x) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of x) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(x, (v) => v - lse);
-}
-
 function kl(p: Float32Array, q: Float32Array): number {
-  const lp = logSoftmax(p);
-  const lq = logSoftmax(q);
+  const lseP = logSumExp(p);
+  const lseQ = logSumExp(q);
   let d = 0;
-  for (let i = 0; i < lp.length; i++) d += Math.exp(lp[i]!) * (lp[i]! - lq[i]!);
+  for (let i = 0; i < p.length; i++) {
+    const lp = p[i]! - lseP;
+    d += Math.exp(lp) * (lp - (q[i]! - lseQ));
+  }
   return d;
 }
 
-const argmax = (x: Float32Array): number => x.reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);
 
 async function load(format: string): Promise<LoadedModel> {
   return loadModel(o.model, { ...ENGINE_DEFAULTS, format: parseWeightFormat(format), maxBatch: 1, maxModelLen: 2048 });

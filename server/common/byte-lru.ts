@@ -29,6 +29,15 @@ export class ByteLru<V> {
     return e.value;
   }
 
+  /** The cached value for key, or compute's result, stored under its size in bytes. */
+  async getOrCompute(key: string, compute: () => Promise<V>, bytesOf: (value: V) => number): Promise<V> {
+    const cached = this.get(key);
+    if (cached !== undefined) return cached;
+    const value = await compute();
+    this.set(key, value, bytesOf(value));
+    return value;
+  }
+
   /** Stores a value; an entry larger than the whole budget is not kept. */
   set(key: string, value: V, bytes: number): void {
     this.delete(key);

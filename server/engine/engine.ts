@@ -241,7 +241,7 @@ export class Engine {
       if (seq.aborted) throw new PrefillAborted();
       const image = req.images[i]!;
       const encode = () => this.runner.encodeImage(image.patches, image.gridThw);
-      embeds.push(this.options.imageCacheBytes > 0 ? (await this.imageCache.getOrEncode(prompt.imageKeys[i]!, encode)).embeds : await encode());
+      embeds.push(this.options.imageCacheBytes > 0 ? await this.imageCache.getOrEncode(prompt.imageKeys[i]!, encode) : await encode());
     }
     seq.timing.visionMs = performance.now() - start;
 

@@ -18,11 +18,7 @@ export function imageKey(image: ImageInput): string {
 }
 
 export class ImageEmbeddingCache extends ByteLru<Float32Array> {
-  async getOrEncode(key: string, encode: () => Promise<Float32Array>): Promise<{ embeds: Float32Array; hit: boolean }> {
-    const cached = this.get(key);
-    if (cached) return { embeds: cached, hit: true };
-    const embeds = await encode();
-    this.set(key, embeds, embeds.byteLength);
-    return { embeds, hit: false };
+  getOrEncode(key: string, encode: () => Promise<Float32Array>): Promise<Float32Array> {
+    return this.getOrCompute(key, encode, (e) => e.byteLength);
   }
 }

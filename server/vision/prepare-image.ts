@@ -36,12 +36,8 @@ export async function prepareImage(
  * at each step; decoding and resizing them again cost ~100-250 ms each on the HTTP thread.
  */
 export class PreparedImageCache extends ByteLru<PreparedImage> {
-  async prepare(bytes: Uint8Array, policy: ResizePolicy, cfg: PreprocessorConfig, limits: DecodeLimits = {}): Promise<PreparedImage> {
+  prepare(bytes: Uint8Array, policy: ResizePolicy, cfg: PreprocessorConfig, limits: DecodeLimits = {}): Promise<PreparedImage> {
     const key = crypto.createHash('sha256').update(JSON.stringify(policy)).update(bytes).digest('hex');
-    const hit = this.get(key);
-    if (hit) return hit;
-    const image = await prepareImage(bytes, policy, cfg, limits);
-    this.set(key, image, image.patches.byteLength);
-    return image;
+    return this.getOrCompute(key, () => prepareImage(bytes, policy, cfg, limits), (im) => im.patches.byteLength);
   }
 }

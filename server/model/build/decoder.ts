@@ -21,6 +21,7 @@ import { concatFloat32 } from '../../common/concat.ts';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
 import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
+import { quantizePerRowInt8 } from './quantize.ts';
 import type { DecoderKernels } from './recipes.ts';
 import type { BuiltGraph } from './vision-encoder.ts';
 
@@ -179,16 +180,7 @@ function embedding(g: GraphBuilder, name: string, table: Float32Array, V: number
     g.initializer(name, table, [V, hidden]);
     return g.op('Gather', [name, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });
   }
-  const q = new Int8Array(V * hidden);
-  const scales = new Float32Array(V);
-  for (let r = 0; r < V; r++) {
-    let amax = 0;
-    for (let j = 0; j < hidden; j++) amax = Math.max(amax, Math.abs(table[r * hidden + j]!));
-    const scale = Math.fround(amax / 127);
-    scales[r] = scale;
-    const inv = scale === 0 ? 0 : 1 / scale;
-    for (let j = 0; j < hidden; j++) q[r * hidden + j] = Math.round(table[r * hidden + j]! * inv);
-  }
+  const { data: q, scales } = quantizePerRowInt8(table, V, hidden);
   g.initializer(`${name}.q8`, q, [V, hidden]);
   g.initializer(`${name}.row_scales`, scales, [V, 1]);
   const rows = g.op('Gather', [`${name}.q8`, ids], { axis: 0 }, { name: '/model/embed_tokens/Gather' });

@@ -115,3 +115,18 @@ export function quantizePerColumnInt8(w: Float32Array, n: number, k: number): { 
   }
   return { data, scales };
 }
+
+/** Row-major int8 [rows, cols] with one symmetric scale per row (max |w| / 127): the embedding table's layout. */
+export function quantizePerRowInt8(w: Float32Array, rows: number, cols: number): { data: Int8Array; scales: Float32Array } {
+  const data = new Int8Array(rows * cols);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let amax = 0;
+    for (let j = 0; j < cols; j++) amax = Math.max(amax, Math.abs(w[r * cols + j]!));
+    const scale = Math.fround(amax / 127);
+    scales[r] = scale;
+    const inv = scale === 0 ? 0 : 1 / scale;
+    for (let j = 0; j < cols; j++) data[r * cols + j] = Math.round(w[r * cols + j]! * inv);
+  }
+  return { data, scales };
+}

@@ -5,10 +5,11 @@
  *  - kernels: each candidate kernel at each phase's shape (kernels.ts), the basis of recipes.ts;
  *  - steps: one agent step at the seed's shape per weight format, split into image processing,
  *    vision, prefill and decode, with peak RSS (engine-step.ts, one process per format);
+ *  - context: one decode step at growing context lengths per weight format (decode-context.ts);
  *  - drift: the quantized formats against f32 (drift.ts);
  *  - agents: a 10-step episode through the server, and 1 vs 8 concurrent agents (agents.ts).
  *
- *   npm run bench -- [--parts limits,kernels,steps,drift,agents] [--formats f32,int8,int4] [--agent-format int4]
+ *   npm run bench -- [--parts limits,kernels,steps,context,drift,agents] [--formats f32,int8,int4] [--agent-format int4]
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,10 +20,12 @@ import { generateCheckpoint } from '../server/model/checkpoint/generate.ts';
 import { readQwen2VLConfig } from '../server/model/checkpoint/hf-config.ts';
 import { REPO_ROOT } from '../server/model/checkpoint/tiny.ts';
 import type { Qwen2VLConfig } from '../server/model/checkpoint/types.ts';
+import { smartResize } from '../server/vision/smart-resize.ts';
+import { decodeWeightBytes, stepBound, work, type StepShape } from './bounds.ts';
 import { measureRoofline, type Roofline } from './roofline.ts';
 
 const o = new Command()
-  .option('--parts <list>', 'parts to run', 'limits,kernels,steps,drift,agents')
+  .option('--parts <list>', 'parts to run', 'limits,kernels,steps,context,drift,agents')
   .option('--formats <list>', 'weight formats for the step part', 'f32,int8,int4')
   .option('--agent-format <f>', 'weight format for the agents part', 'int4')
   .option('--agents <n>', 'concurrent agents', '8')
@@ -94,25 +97,6 @@ function child<T>(script: string, args: string[]): T | null {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
 }
 
-/** The work of one step, from the config: LM layer and lm_head parameters, vision FLOPs (linear and attention). */
-function work(cfg: Qwen2VLConfig, imageTokens: number) {
-  const t = cfg.text;
-  const kvDim = t.numKeyValueHeads * t.headDim;
-  const lmLayerParams = t.numHiddenLayers * (2 * t.hiddenSize * t.hiddenSize + 2 * t.hiddenSize * kvDim + 3 * t.hiddenSize * t.intermediateSize);
-  const v = cfg.vision;
-  const patches = imageTokens * v.spatialMergeSize ** 2;
-  const merged = v.embedDim * v.spatialMergeSize ** 2;
-  const visionLinearFlop =
-    2 * v.depth * (4 * v.embedDim * v.embedDim + 2 * v.embedDim * v.embedDim * v.mlpRatio) * patches +
-    2 * (merged * merged + merged * v.outHiddenSize) * imageTokens +
-    2 * 1176 * v.embedDim * patches;
-  const visionAttentionFlop = v.depth * 2 * 2 * patches * patches * v.embedDim; // QK^T and PV, fp32 in every format
-  return { lmLayerParams, lmHeadParams: t.vocabSize * t.hiddenSize, visionLinearFlop, visionAttentionFlop };
-}
-
-/** Weight bytes a decode step reads per parameter (MatMulNBits: one float scale per 32 values). */
-const BYTES_PER_PARAM: Record<string, number> = { f32: 4, int8: 1 + 4 / 32, int4: 0.5 + 4 / 32 };
-
 if (!fs.existsSync(path.join(o.model, 'config.json'))) {
   log(`generating the full-size random checkpoint into ${o.model} (~4.4 GB, about two minutes)`);
   await generateCheckpoint({ out: o.model, size: 'full', seed: 0, dtype: 'bf16', shards: 1 });
@@ -122,7 +106,7 @@ const started = new Date();
 const loadAtStart = os.loadavg()[0]!;
 
 let roof: Roofline | null = null;
-if (parts.has('limits') || parts.has('steps')) {
+if (['limits', 'steps', 'context', 'agents'].some((p) => parts.has(p))) {
   log('measuring this machine (ONNX Runtime GEMM and DRAM bandwidth)');
   roof = await measureRoofline();
   log(JSON.stringify(roof));
@@ -141,6 +125,15 @@ if (parts.has('steps')) {
     log(`${format}: one agent step (build/load, warm-up, measured step)`);
     const r = child<StepResult>('engine-step.ts', ['--model', o.model, '--format', format, '--steps', '1']);
     if (r) steps.push(r);
+  }
+}
+
+const contexts: { format: string; rows: { context: number; ms: number }[] }[] = [];
+if (parts.has('context')) {
+  for (const format of o.formats.split(',')) {
+    log(`${format}: decode steps at growing context`);
+    const r = child<(typeof contexts)[number]>('decode-context.ts', ['--model', o.model, '--format', format]);
+    if (r) contexts.push(r);
   }
 }
 
@@ -182,7 +175,7 @@ if (steps.length > 0 && roof) {
     '## One agent step at the seed\'s shape',
     '',
     `One 1920x1080 PNG screenshot resized to 800x450 (812x448, ${steps[0]!.imageTokens} image tokens), ${steps[0]!.promptTokens} prompt tokens, ${steps[0]!.completionTokens} generated (greedy); nothing cached (an episode's first step), after one warm-up step.`,
-    'Bound: the same work at 100% of the limits above (vision and prefill linear layers at the format\'s GEMM rate, vision attention at the fp32 rate, decode at DRAM bandwidth over the weights it reads). Target: 16 s per step.',
+    'Bound: the same work at 100% of the limits above (vision and prefill linear layers at the format\'s GEMM rate, attention at the fp32 rate, decode at DRAM bandwidth over the weights and the KV cache it reads). Target: 16 s per step.',
     '',
     '| format | image s | vision s | prefill s (tok/s) | decode s (tok/s) | **step s** | bound s | prefill of GEMM peak | decode of bandwidth | peak RSS GiB | load s (first build s) |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -190,17 +183,38 @@ if (steps.length > 0 && roof) {
   for (const r of steps) {
     const w = work(cfg, r.imageTokens);
     const gemm = (r.format === 'f32' ? roof.f32Gflops : roof.int8Gops) * 1e9;
-    const prefillFlop = 2 * w.lmLayerParams * r.promptTokens;
-    const decodeBytes = (w.lmLayerParams + w.lmHeadParams) * BYTES_PER_PARAM[r.format]!;
-    const bound =
-      w.visionLinearFlop / gemm + w.visionAttentionFlop / (roof.f32Gflops * 1e9) + prefillFlop / gemm + ((r.completionTokens - 1) * decodeBytes) / (roof.bandwidthGBs * 1e9);
-    const prefillOfPeak = prefillFlop / r.prefillSeconds / gemm;
+    const shape = { images: 1, newTokens: r.promptTokens, context: 0, generated: r.completionTokens };
+    const b = stepBound(cfg, roof, r.format, r.imageTokens, shape);
+    const bound = b.compute + b.decode;
+    const prefillOfPeak = (2 * w.lmLayerParams * r.promptTokens) / r.prefillSeconds / gemm;
+    const decodeBytes = decodeWeightBytes(w, r.format) + w.kvBytesPerToken * (r.promptTokens + r.completionTokens / 2);
     const decodeOfBw = (decodeBytes * r.decodeTokensPerSecond) / (roof.bandwidthGBs * 1e9);
     md.push(
       `| ${r.format} | ${f(r.imageSeconds, 2)} | ${f(r.visionSeconds)} | ${f(r.prefillSeconds)} (${f(r.prefillTokensPerSecond, 0)}) | ${f(r.decodeSeconds)} (${f(r.decodeTokensPerSecond, 2)}) | **${f(r.stepSeconds)}** | ${f(bound)} | ${pct(prefillOfPeak)} | ${pct(decodeOfBw)} | ${f(r.peakRssGiB)} | ${f(r.loadSeconds)} (${f(r.buildSeconds)}) |`,
     );
   }
-  md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1.125 B, int4 0.625 B per parameter). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');
+  md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1.125 B, int4 0.625 B per parameter), plus the float32 KV cache of the context (56 KiB per token). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');
+}
+
+if (contexts.length > 0 && roof) {
+  const w = work(cfg, 0);
+  const header = contexts[0]!.rows.map((r) => r.context);
+  md.push(
+    '## Decode step against context',
+    '',
+    'One sequence, one new token, through the decode graph (bench/decode-context.ts, median of 7): ms per step, and in brackets the share of DRAM bandwidth it reaches reading the weights and the float32 KV cache of the context.',
+    '',
+    `| format | ${header.map((c) => `${c} tokens`).join(' | ')} |`,
+    `|---|${header.map(() => '---|').join('')}`,
+    ...contexts.map((c) => {
+      const cells = c.rows.map((r) => {
+        const bytes = decodeWeightBytes(w, c.format) + w.kvBytesPerToken * r.context;
+        return `${f(r.ms)} (${pct(bytes / (r.ms / 1000) / (roof!.bandwidthGBs * 1e9))})`;
+      });
+      return `| ${c.format} | ${cells.join(' | ')} |`;
+    }),
+    '',
+  );
 }
 
 if (drift) {
@@ -218,23 +232,38 @@ if (drift) {
   );
 }
 
-if (agents) {
+if (agents && roof) {
   const c = agents.concurrent;
+  // every request encodes one new screenshot (the 800x450 policy) and prefills what the prefix cache lacks
+  const [h, w] = smartResize(450, 800);
+  const imageTokens = (h * w) / 28 ** 2;
+  const shapeOf = (s: AgentsResult['single'][number]): StepShape => ({ images: 1, newTokens: s.promptTokens - s.cachedTokens, context: s.cachedTokens, generated: s.completionTokens });
+  const bounds = agents.single.map((s) => stepBound(cfg, roof!, agents.format, imageTokens, shapeOf(s)));
+  const total = (b: { compute: number; decode: number }) => b.compute + b.decode;
+  const ratioBound = total(bounds[bounds.length - 1]!) / total(bounds[0]!);
+  // N agents at the bound: compute-bound work does not overlap on these cores; decode steps read the weights once for all
+  const first = agents.single.slice(0, c.stepsPerAgent);
+  const oneAgent = bounds.slice(0, c.stepsPerAgent).reduce((a, b) => a + total(b), 0);
+  const together = first.reduce((a, s) => {
+    const b = stepBound(cfg, roof!, agents.format, imageTokens, shapeOf(s), c.agents);
+    return a + c.agents * b.compute + b.decode;
+  }, 0);
+  const concurrencyBound = (c.agents * oneAgent) / together;
   md.push(
     `## Agents through the server (${agents.format})`,
     '',
-    'ARPO\'s requests (every earlier screenshot and answer, historyN 15), 800x450 image policy, greedy, max_tokens 95, distinct screenshots per step.',
+    'ARPO\'s requests (every earlier screenshot and answer, historyN 15), 800x450 image policy, greedy, max_tokens 95, distinct screenshots per step. Bound: the step\'s work at 100% of the limits above (one new image, the prompt tokens the prefix cache lacked, attention over the cached ones, decode reading the weights and the growing KV cache).',
     '',
-    '| step | seconds | prompt tokens | from prefix cache | generated | image ms | vision ms | prefill ms | decode ms |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| step | seconds | bound s | prompt tokens | from prefix cache | generated | image ms | vision ms | prefill ms | decode ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...agents.single.map(
       (s, i) =>
-        `| ${i + 1} | ${f(s.seconds)} | ${s.promptTokens} | ${s.cachedTokens} | ${s.completionTokens} | ${s.ms?.['image'] ?? ''} | ${s.ms?.['vision'] ?? ''} | ${s.ms?.['prefill'] ?? ''} | ${s.ms?.['decode'] ?? ''} |`,
+        `| ${i + 1} | ${f(s.seconds)} | ${f(total(bounds[i]!))} | ${s.promptTokens} | ${s.cachedTokens} | ${s.completionTokens} | ${s.ms?.['image'] ?? ''} | ${s.ms?.['vision'] ?? ''} | ${s.ms?.['prefill'] ?? ''} | ${s.ms?.['decode'] ?? ''} |`,
     ),
     '',
-    `Step ${agents.single.length} / step 1: **${f(agents.stepRatio, 2)}** (target <= 1.3).`,
+    `Step ${agents.single.length} / step 1: **${f(agents.stepRatio, 2)}**; at the bound ${f(ratioBound, 2)} (target <= 1.3).`,
     '',
-    `${c.agents} agents at once, ${c.stepsPerAgent} steps each: ${f(c.stepsPerMinute, 2)} agent steps/min and ${f(c.tokensPerSecond, 2)} generated tokens/s, against one agent's ${f(c.oneAgentStepsPerMinute, 2)} steps/min and ${f(c.oneAgentTokensPerSecond, 2)} tokens/s (its first ${c.stepsPerAgent} steps above): **${f(c.stepsPerMinute / c.oneAgentStepsPerMinute, 2)}x** in steps, ${f(c.tokensPerSecond / c.oneAgentTokensPerSecond, 2)}x in tokens (target >= 4). Decode steps that advanced several sequences: ${agents.engine.batchedDecodeSteps} of ${agents.engine.decodeSteps}. Peak RSS of the server process: ${f(agents.peakRssGiB)} GiB.`,
+    `${c.agents} agents at once, ${c.stepsPerAgent} steps each: ${f(c.stepsPerMinute, 2)} agent steps/min and ${f(c.tokensPerSecond, 2)} generated tokens/s, against one agent's ${f(c.oneAgentStepsPerMinute, 2)} steps/min and ${f(c.oneAgentTokensPerSecond, 2)} tokens/s (its first ${c.stepsPerAgent} steps above): **${f(c.stepsPerMinute / c.oneAgentStepsPerMinute, 2)}x** in steps, ${f(c.tokensPerSecond / c.oneAgentTokensPerSecond, 2)}x in tokens; at the bound ${f(concurrencyBound, 2)}x (target >= 4). Decode steps that advanced several sequences: ${agents.engine.batchedDecodeSteps} of ${agents.engine.decodeSteps}. Peak RSS of the server process: ${f(agents.peakRssGiB)} GiB.`,
     '',
   );
 }

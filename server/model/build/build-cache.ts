@@ -18,11 +18,12 @@ import { fileURLToPath } from 'node:url';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import type { WeightFormat } from './layers.ts';
 import { buildDecoder } from './decoder.ts';
+import type { BuiltGraph } from './onnx-graph.ts';
 import { graphRecipe, type GraphRecipe } from './recipes.ts';
 import { buildVisionEncoder } from './vision-encoder.ts';
 
 /** Bump whenever the graphs the builders emit change. */
-export const GRAPH_BUILDER_VERSION = 4;
+export const GRAPH_BUILDER_VERSION = 5;
 
 export interface BuildModelOptions {
   format: WeightFormat;
@@ -45,7 +46,7 @@ export interface GraphMeta {
   vision: GraphFileMeta;
   /** The decoder graph for prefill (and for decode steps when decodeStep is absent). */
   decoder: GraphFileMeta & { numLayers: number };
-  /** Quantized formats: a second decoder graph with the decode kernels, same inputs and outputs. */
+  /** Quantized formats: a second decoder graph with the decode kernels (same inputs; no present outputs). */
   decodeStep?: GraphFileMeta;
 }
 
@@ -174,6 +175,10 @@ function tryLock(lockPath: string): boolean {
   return false;
 }
 
+function fileMeta(file: string, built: BuiltGraph): GraphFileMeta {
+  return { file, externalBytes: built.externalBytes, inputs: built.inputs, outputs: built.outputs };
+}
+
 function readMeta(dir: string): GraphMeta | undefined {
   try {
     return JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as GraphMeta;
@@ -226,19 +231,6 @@ export async function buildModelGraphs(
       const vis = buildVisionEncoder(config, weights, path.join(tmp, 'vision.onnx'), recipe.vision);
       const dec = buildDecoder(config, weights, path.join(tmp, 'decoder.onnx'), recipe.prefill);
       const step = recipe.decode ? buildDecoder(config, weights, path.join(tmp, 'decoder-step.onnx'), recipe.decode) : null;
-      const layers = config.text.numHiddenLayers;
-      const decoderIo = {
-        inputs: [
-          'input_ids', 'image_embeds', 'image_token_index', 'rope_cos', 'rope_sin', 'seqlens_k', 'total_sequence_length',
-          ...Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat(),
-          'logits_index',
-        ],
-        outputs: [
-          'logits',
-          ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat(),
-          ...Array.from({ length: layers }, (_, i) => [`key_rows.${i}`, `value_rows.${i}`]).flat(),
-        ],
-      };
       const meta: GraphMeta = {
         builderVersion: GRAPH_BUILDER_VERSION,
         key,
@@ -247,9 +239,9 @@ export async function buildModelGraphs(
         recipe,
         createdAt: new Date().toISOString(),
         buildSeconds: (Date.now() - t0) / 1000,
-        vision: { file: 'vision.onnx', externalBytes: vis.externalBytes, inputs: ['pixel_patches', 'rotary_cos', 'rotary_sin'], outputs: ['image_embeds'] },
-        decoder: { file: 'decoder.onnx', externalBytes: dec.externalBytes, numLayers: layers, ...decoderIo },
-        ...(step ? { decodeStep: { file: 'decoder-step.onnx', externalBytes: step.externalBytes, ...decoderIo } } : {}),
+        vision: fileMeta('vision.onnx', vis),
+        decoder: { ...fileMeta('decoder.onnx', dec), numLayers: config.text.numHiddenLayers },
+        ...(step ? { decodeStep: fileMeta('decoder-step.onnx', step) } : {}),
       };
       fs.writeFileSync(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 2));
       // a dir without meta.json is not a finished build (left by hand or by an old builder): replace it

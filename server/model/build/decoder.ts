@@ -12,18 +12,16 @@
  *   logits_index               int64 [L]           flat rows of B*S whose logits are computed
  * Outputs:
  *   logits                     f32   [L, vocab]
- *   present.{i}.key / .value   f32   [B, kvHeads, maxLen, headDim]  (GroupQueryAttention's past + new rows)
- *   key_rows.{i} / value_rows.{i}  f32  [B, S, kvHeads*headDim]  this run's new K (after rotary) and V rows:
- *                              onnxruntime-node copies every CPU input and fetched output across its
- *                              boundary, so the engine fetches these few rows, not the whole present
+ *   key_rows.{i} / value_rows.{i}  f32  [B, S, kvHeads*headDim]  this run's new K (after rotary) and V rows,
+ *                              which the engine appends to its pool (attention.ts: why no present output)
  */
 import { concatFloat32 } from '../../common/concat.ts';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
-import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
+import { attentionContext, layerAttention } from './attention.ts';
+import { GraphBuilder, type BuiltGraph } from './onnx-graph.ts';
 import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
 import { quantizePerRowInt8 } from './quantize.ts';
 import type { DecoderKernels } from './recipes.ts';
-import type { BuiltGraph } from './vision-encoder.ts';
 
 export const DECODER_INPUTS = {
   inputIds: 'input_ids',
@@ -38,8 +36,6 @@ export const DECODER_INPUTS = {
 
 export const pastKeyName = (i: number): string => `past_key_values.${i}.key`;
 export const pastValueName = (i: number): string => `past_key_values.${i}.value`;
-export const presentKeyName = (i: number): string => `present.${i}.key`;
-export const presentValueName = (i: number): string => `present.${i}.value`;
 export const keyRowsName = (i: number): string => `key_rows.${i}`;
 export const valueRowsName = (i: number): string => `value_rows.${i}`;
 
@@ -73,10 +69,6 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     const logitsIdx = g.input(DECODER_INPUTS.logitsIndex, 'int64', ['num_logits']);
     g.output('logits', 'float32', ['num_logits', V]);
     for (let i = 0; i < t.numHiddenLayers; i++) {
-      g.output(presentKeyName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
-      g.output(presentValueName(i), 'float32', ['batch_size', kvH, 'present_sequence_length', D]);
-    }
-    for (let i = 0; i < t.numHiddenLayers; i++) {
       g.output(keyRowsName(i), 'float32', ['batch_size', 'sequence_length', kvH * D]);
       g.output(valueRowsName(i), 'float32', ['batch_size', 'sequence_length', kvH * D]);
     }
@@ -99,6 +91,7 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     const shape3 = g.constInt64([0, 0, -1]);
     const splitQkv = g.constInt64([nH * D, kvH * D, kvH * D]);
     const splitGateUp = g.constInt64([inter, inter]);
+    const attn = attentionContext(g, ids, seqlensK, totalLen, past[0]![0], { heads: nH, kvHeads: kvH, headDim: D });
 
     for (let i = 0; i < t.numHiddenLayers; i++) {
       const p = `model.layers.${i}`;
@@ -124,17 +117,8 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
       g.node('Identity', [kr], {}, { name: `${s}/attn/key_rows/Identity`, outputs: [keyRowsName(i)] });
       g.node('Identity', [v], {}, { name: `${s}/attn/value_rows/Identity`, outputs: [valueRowsName(i)] });
       const [pk, pv] = past[i]!;
-      const [att] = g.node(
-        'GroupQueryAttention',
-        [qr, kr, v, pk, pv, seqlensK, totalLen],
-        { num_heads: nH, kv_num_heads: kvH, scale: attr.float(1 / Math.sqrt(D)) },
-        {
-          name: `${s}/attn/GroupQueryAttention`,
-          domain: MS_DOMAIN,
-          outputs: [`${s}/attn/GroupQueryAttention/output_0`, presentKeyName(i), presentValueName(i)],
-        },
-      );
-      const o = linear(g, att!, `${s}/attn/o_proj`, readChecked(weights, `${p}.self_attn.o_proj.weight`, [hidden, nH * D]), hidden, nH * D, undefined, lo);
+      const att = layerAttention(g, `${s}/attn`, qr, kr, v, pk, pv, attn);
+      const o = linear(g, att, `${s}/attn/o_proj`, readChecked(weights, `${p}.self_attn.o_proj.weight`, [hidden, nH * D]), hidden, nH * D, undefined, lo);
       x = g.op('Add', [x, o], {}, { name: `${s}/attn/residual/Add` });
 
       const h2 = rmsNorm(g, x, `${s}/post_attention_layernorm`, readChecked(weights, `${p}.post_attention_layernorm.weight`, [hidden]), t.rmsNormEps);
@@ -168,7 +152,7 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     g.abort();
     throw e;
   }
-  return { modelPath, dataPath, externalBytes: g.externalBytes };
+  return { modelPath, dataPath, externalBytes: g.externalBytes, inputs: g.inputNames, outputs: g.outputNames };
 }
 
 /**

@@ -19,7 +19,7 @@ const { onnx } = onnxProto;
 
 export type DType = 'float32' | 'int64' | 'int32' | 'uint8' | 'int8';
 export type Dim = number | string;
-export type AttrValue = number | string | number[] | { ints: number[] } | { float: number } | { floats: number[] };
+export type AttrValue = number | string | number[] | { ints: number[] } | { float: number } | { floats: number[] } | { graph: OnnxTypes.IGraphProto };
 export type Attrs = Record<string, AttrValue | undefined>;
 type TypedArray = Float32Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
@@ -68,6 +68,7 @@ function attribute(name: string, v: AttrValue): OnnxTypes.IAttributeProto {
   if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
   if ('ints' in v) return { name, type: T.INTS, ints: v.ints };
   if ('floats' in v) return { name, type: T.FLOATS, floats: v.floats };
+  if ('graph' in v) return { name, type: T.GRAPH, g: v.graph };
   return { name, type: T.FLOAT, f: v.float };
 }
 
@@ -76,6 +77,16 @@ export const attr = {
   float: (x: number): AttrValue => ({ float: x }),
   ints: (x: number[]): AttrValue => ({ ints: x }),
 };
+
+/** A graph saved by a builder: its files and its interface. */
+export interface BuiltGraph {
+  modelPath: string;
+  dataPath: string;
+  /** Bytes of external initializer data written. */
+  externalBytes: number;
+  inputs: string[];
+  outputs: string[];
+}
 
 export interface GraphBuilderOptions {
   /** Graph name stored in the model. */
@@ -98,7 +109,7 @@ export class GraphBuilder {
   private readonly inputs: OnnxTypes.IValueInfoProto[] = [];
   private readonly outputs: OnnxTypes.IValueInfoProto[] = [];
   private readonly initializers: OnnxTypes.ITensorProto[] = [];
-  private readonly nodes: OnnxTypes.INodeProto[] = [];
+  private nodes: OnnxTypes.INodeProto[] = [];
   private readonly usedNames = new Set<string>();
   private readonly constCache = new Map<string, string>();
   private readonly externalPath: string | undefined;
@@ -109,6 +120,14 @@ export class GraphBuilder {
   /** Bytes written to the external data file so far. */
   get externalBytes(): number {
     return this.offset;
+  }
+
+  get inputNames(): string[] {
+    return this.inputs.map((v) => v.name!);
+  }
+
+  get outputNames(): string[] {
+    return this.outputs.map((v) => v.name!);
   }
 
   constructor(opts: GraphBuilderOptions) {
@@ -192,6 +211,22 @@ export class GraphBuilder {
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined) attribute_.push(attribute(k, v));
     this.nodes.push({ name, opType, domain: opts.domain ?? '', input: [...inputs], output: outs, attribute: attribute_ });
     return outs;
+  }
+
+  /**
+   * A subgraph for a control-flow attribute (If's then_branch/else_branch): the nodes that `build`
+   * adds go to the subgraph, which reads any value of the enclosing graph (initializers included);
+   * `build` returns the values the subgraph outputs, in order.
+   */
+  subgraph(name: string, dtype: DType, build: () => string[]): AttrValue {
+    const outer = this.nodes;
+    this.nodes = [];
+    try {
+      const outputs = build().map((o) => ({ name: o, type: { tensorType: { elemType: DTYPE_CODE[dtype] } } }));
+      return { graph: { name, node: this.nodes, output: outputs } };
+    } finally {
+      this.nodes = outer;
+    }
   }
 
   /** Single-output convenience. */

@@ -6,7 +6,8 @@
  *   int8 GEMMs several times faster than MatMulNBits (which dequantizes blocks as it goes);
  * - one row per sequence (decode): reading the weights is the cost, so the fewest bytes win:
  *   MatMulNBits 4-bit with int8 activations;
- * - so a quantized format builds two decoder graphs over the same KV cache, one per phase.
+ * - so a quantized format builds two decoder graphs over the same KV cache, one per phase
+ *   (attention picks its operators per phase inside every graph: attention.ts).
  * f32 keeps one graph and full-precision everything (the default: users of quantized UI-TARS builds
  * report worse grounding).
  */

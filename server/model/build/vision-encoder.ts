@@ -8,17 +8,10 @@
  * Output:  image_embeds  f32 [N/4, outHiddenSize]
  */
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
-import { GraphBuilder, MS_DOMAIN, attr } from './onnx-graph.ts';
+import { GraphBuilder, MS_DOMAIN, attr, type BuiltGraph } from './onnx-graph.ts';
 import { applyRotary, layerNorm, linear, readChecked, transpose2d, type LinearKernel } from './layers.ts';
 
 export const VISION_LN_EPS = 1e-6;
-
-export interface BuiltGraph {
-  modelPath: string;
-  dataPath: string;
-  /** Bytes of external initializer data written. */
-  externalBytes: number;
-}
 
 export function buildVisionEncoder(
   config: Qwen2VLConfig,
@@ -97,7 +90,7 @@ export function buildVisionEncoder(
     g.abort();
     throw e;
   }
-  return { modelPath, dataPath, externalBytes: g.externalBytes };
+  return { modelPath, dataPath, externalBytes: g.externalBytes, inputs: g.inputNames, outputs: g.outputNames };
 }
 
 function activation(g: GraphBuilder, x: string, act: string, scope: string): string {

@@ -43,7 +43,6 @@ t.test('graph interface', async (t) => {
   ]);
   t.same(s.outputNames, [
     'logits',
-    ...range(0, L).flatMap((i) => [`present.${i}.key`, `present.${i}.value`]),
     ...range(0, L).flatMap((i) => [`key_rows.${i}`, `value_rows.${i}`]),
   ]);
   // tied lm_head reuses the embedding initializer: exactly one [V, H] tensor
@@ -52,26 +51,35 @@ t.test('graph interface', async (t) => {
   t.equal(vh.length, 1, 'one [vocab, hidden] initializer');
   const gemm = m.graph!.node!.find((n) => n.opType === 'Gemm')!;
   t.equal(gemm.input![1], 'model.embed_tokens.weight');
+  // attention per layer: If (S == 1) standard operators reading the past in place, else GroupQueryAttention
+  const ifs = m.graph!.node!.filter((n) => n.opType === 'If');
+  t.equal(ifs.length, L, 'one If per layer');
+  const branchOps = (n: (typeof ifs)[number], name: string) => n.attribute!.find((a) => a.name === name)!.g!.node!.map((x) => x.opType);
+  t.notOk(branchOps(ifs[0]!, 'then_branch').includes('GroupQueryAttention'), 'decode branch: no GroupQueryAttention');
+  t.ok(branchOps(ifs[0]!, 'then_branch').includes('Softmax'), 'decode branch: its own softmax');
+  t.same(branchOps(ifs[0]!, 'else_branch'), ['GroupQueryAttention'], 'prompt branch');
+  const cond = m.graph!.node!.find((n) => n.output!.includes(ifs[0]!.input![0]!))!;
+  t.equal(cond.opType, 'Equal');
 });
 
-t.test('prefill, B=1, empty past (past length 0, ORT-allocated present), with image rows', async (t) => {
+t.test('prefill, B=1, empty past (a buffer of exactly the prompt), with image rows', async (t) => {
   const s = await session(f32Path);
   const n = 12;
   const imgRows = [3, 4, 5, 6];
   const embeds = randomArray(imgRows.length * Hd, rng(99), 1);
   const ref = refRows(cfg, weights, seqA.slice(0, n), { rows: imgRows, embeds });
-  const out = await runDecoder(s, cfg, { ids: [seqA.slice(0, n)], positions: [range(0, n)], seqlensK: [n - 1], totalLen: n, logitsIndex: range(0, n), image: { rows: imgRows, embeds } }, makeKv(cfg, 1, 0), false);
+  const out = await runDecoder(s, cfg, { ids: [seqA.slice(0, n)], positions: [range(0, n)], seqlensK: [n - 1], totalLen: n, logitsIndex: range(0, n), image: { rows: imgRows, embeds } }, makeKv(cfg, 1, n));
   t.same(out.present[0]!.dims, [1, cfg.text.numKeyValueHeads, n, D]);
   const d = Math.max(...range(0, n).map((i) => maxAbsDiff(row(out.logits, i), ref(i))));
   t.ok(d < TOL, `all ${n} rows vs reference: ${d.toExponential(2)} (logits up to ${maxAbs(ref(n - 1)).toFixed(1)})`);
 });
 
-t.test('KV cache (shared buffer, in place): prefill + 22 decode steps == full recompute == reference', async (t) => {
+t.test('KV cache (rows appended in place): prefill + 22 decode steps == full recompute == reference', async (t) => {
   const s = await session(f32Path);
   const maxLen = 32;
   const kv = makeKv(cfg, 1, maxLen);
   const n0 = 5;
-  const prefill = await runDecoder(s, cfg, { ids: [seqA.slice(0, n0)], positions: [range(0, n0)], seqlensK: [n0 - 1], totalLen: n0, logitsIndex: [n0 - 1] }, kv, true);
+  const prefill = await runDecoder(s, cfg, { ids: [seqA.slice(0, n0)], positions: [range(0, n0)], seqlensK: [n0 - 1], totalLen: n0, logitsIndex: [n0 - 1] }, kv);
   t.equal(prefill.present, kv);
   // in place: K rows 0..n0-1 of the buffer are now written, the rest still zero
   const k0 = kv[0]!.data as Float32Array;
@@ -80,10 +88,10 @@ t.test('KV cache (shared buffer, in place): prefill + 22 decode steps == full re
   let worstRef = maxAbsDiff(prefill.logits, refA(n0 - 1));
   let worstRecompute = 0;
   for (let p = n0; p < n0 + 22; p++) {
-    const step = await runDecoder(s, cfg, { ids: [[seqA[p]!]], positions: [[p]], seqlensK: [p], totalLen: p + 1, logitsIndex: [0] }, kv, true);
+    const step = await runDecoder(s, cfg, { ids: [[seqA[p]!]], positions: [[p]], seqlensK: [p], totalLen: p + 1, logitsIndex: [0] }, kv);
     worstRef = Math.max(worstRef, maxAbsDiff(step.logits, refA(p)));
     if (p % 7 === 0 || p === n0 + 21) {
-      const full = await runDecoder(s, cfg, { ids: [seqA.slice(0, p + 1)], positions: [range(0, p + 1)], seqlensK: [p], totalLen: p + 1, logitsIndex: [p] }, makeKv(cfg, 1, 0), false);
+      const full = await runDecoder(s, cfg, { ids: [seqA.slice(0, p + 1)], positions: [range(0, p + 1)], seqlensK: [p], totalLen: p + 1, logitsIndex: [p] }, makeKv(cfg, 1, p + 1));
       worstRecompute = Math.max(worstRecompute, maxAbsDiff(step.logits, full.logits));
     }
   }
@@ -94,9 +102,9 @@ t.test('KV cache (shared buffer, in place): prefill + 22 decode steps == full re
 t.test('chunked prefill: S>1 on a non-empty past (B=1)', async (t) => {
   const s = await session(f32Path);
   const kv = makeKv(cfg, 1, 40);
-  await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv, true);
-  const c1 = await runDecoder(s, cfg, { ids: [seqA.slice(6, 13)], positions: [range(6, 13)], seqlensK: [12], totalLen: 13, logitsIndex: range(0, 7) }, kv, true);
-  const c2 = await runDecoder(s, cfg, { ids: [seqA.slice(13, 16)], positions: [range(13, 16)], seqlensK: [15], totalLen: 16, logitsIndex: range(0, 3) }, kv, true);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv);
+  const c1 = await runDecoder(s, cfg, { ids: [seqA.slice(6, 13)], positions: [range(6, 13)], seqlensK: [12], totalLen: 13, logitsIndex: range(0, 7) }, kv);
+  const c2 = await runDecoder(s, cfg, { ids: [seqA.slice(13, 16)], positions: [range(13, 16)], seqlensK: [15], totalLen: 16, logitsIndex: range(0, 3) }, kv);
   const d1 = Math.max(...range(0, 7).map((i) => maxAbsDiff(row(c1.logits, i), refA(6 + i))));
   const d2 = Math.max(...range(0, 3).map((i) => maxAbsDiff(row(c2.logits, i), refA(13 + i))));
   t.ok(d1 < TOL && d2 < TOL, `chunk rows vs reference: ${d1.toExponential(2)}, ${d2.toExponential(2)}`);
@@ -112,20 +120,20 @@ t.test('batch of 2: right-padded prefill of different lengths, then decode with 
     seqlensK: [la - 1, lb - 1],
     totalLen: la,
     logitsIndex: [la - 1, la + lb - 1],
-  }, kv, true);
+  }, kv);
   const dPre = Math.max(maxAbsDiff(row(pre.logits, 0), refA(la - 1)), maxAbsDiff(row(pre.logits, 1), refB(lb - 1)));
   t.ok(dPre < TOL, `right-padded prefill vs reference: ${dPre.toExponential(2)}`);
 
   // the same sequences alone (B=1) through the same graph
   const aloneA = makeKv(cfg, 1, 40), aloneB = makeKv(cfg, 1, 40);
-  await runDecoder(s, cfg, { ids: [seqA.slice(0, la)], positions: [range(0, la)], seqlensK: [la - 1], totalLen: la, logitsIndex: [0] }, aloneA, true);
-  await runDecoder(s, cfg, { ids: [seqB.slice(0, lb)], positions: [range(0, lb)], seqlensK: [lb - 1], totalLen: lb, logitsIndex: [0] }, aloneB, true);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, la)], positions: [range(0, la)], seqlensK: [la - 1], totalLen: la, logitsIndex: [0] }, aloneA);
+  await runDecoder(s, cfg, { ids: [seqB.slice(0, lb)], positions: [range(0, lb)], seqlensK: [lb - 1], totalLen: lb, logitsIndex: [0] }, aloneB);
   let worstRef = 0, worstAlone = 0;
   for (let st = 0; st < 20; st++) {
     const pa = la + st, pb = lb + st;
-    const both = await runDecoder(s, cfg, { ids: [[seqA[pa]!], [seqB[pb]!]], positions: [[pa], [pb]], seqlensK: [pa, pb], totalLen: Math.max(pa, pb) + 1, logitsIndex: [0, 1] }, kv, true);
-    const a = await runDecoder(s, cfg, { ids: [[seqA[pa]!]], positions: [[pa]], seqlensK: [pa], totalLen: pa + 1, logitsIndex: [0] }, aloneA, true);
-    const b = await runDecoder(s, cfg, { ids: [[seqB[pb]!]], positions: [[pb]], seqlensK: [pb], totalLen: pb + 1, logitsIndex: [0] }, aloneB, true);
+    const both = await runDecoder(s, cfg, { ids: [[seqA[pa]!], [seqB[pb]!]], positions: [[pa], [pb]], seqlensK: [pa, pb], totalLen: Math.max(pa, pb) + 1, logitsIndex: [0, 1] }, kv);
+    const a = await runDecoder(s, cfg, { ids: [[seqA[pa]!]], positions: [[pa]], seqlensK: [pa], totalLen: pa + 1, logitsIndex: [0] }, aloneA);
+    const b = await runDecoder(s, cfg, { ids: [[seqB[pb]!]], positions: [[pb]], seqlensK: [pb], totalLen: pb + 1, logitsIndex: [0] }, aloneB);
     worstAlone = Math.max(worstAlone, maxAbsDiff(row(both.logits, 0), a.logits), maxAbsDiff(row(both.logits, 1), b.logits));
     worstRef = Math.max(worstRef, maxAbsDiff(row(both.logits, 0), refA(pa)), maxAbsDiff(row(both.logits, 1), refB(pb)));
   }
@@ -133,12 +141,27 @@ t.test('batch of 2: right-padded prefill of different lengths, then decode with 
   t.ok(worstRef < TOL, `batched decode vs reference: ${worstRef.toExponential(2)}`);
 });
 
+t.test('decode steps ignore whatever the buffer holds past each sequence (batch of 2, different lengths)', async (t) => {
+  const s = await session(f32Path);
+  const kv = makeKv(cfg, 2, 40);
+  for (const x of kv) (x.data as Float32Array).fill(1e3);
+  const la = 7, lb = 3;
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]], positions: [range(0, la), range(0, la)], seqlensK: [la - 1, lb - 1], totalLen: la, logitsIndex: [0] }, kv);
+  let worst = 0;
+  for (let st = 0; st < 5; st++) {
+    const pa = la + st, pb = lb + st;
+    const out = await runDecoder(s, cfg, { ids: [[seqA[pa]!], [seqB[pb]!]], positions: [[pa], [pb]], seqlensK: [pa, pb], totalLen: pa + 1, logitsIndex: [0, 1] }, kv);
+    worst = Math.max(worst, maxAbsDiff(row(out.logits, 0), refA(pa)), maxAbsDiff(row(out.logits, 1), refB(pb)));
+  }
+  t.ok(worst < TOL, `decode over a buffer full of 1e3 past each length vs reference: ${worst.toExponential(2)}`);
+});
+
 t.test('GQA limitation: B>1 with S>1 on a non-empty past is rejected by ORT 1.30', async (t) => {
   const s = await session(f32Path);
   const kv = makeKv(cfg, 2, 40);
-  await runDecoder(s, cfg, { ids: [seqA.slice(0, 4), seqB.slice(0, 4)], positions: [range(0, 4), range(0, 4)], seqlensK: [3, 3], totalLen: 4, logitsIndex: [3] }, kv, true);
+  await runDecoder(s, cfg, { ids: [seqA.slice(0, 4), seqB.slice(0, 4)], positions: [range(0, 4), range(0, 4)], seqlensK: [3, 3], totalLen: 4, logitsIndex: [3] }, kv);
   await t.rejects(
-    runDecoder(s, cfg, { ids: [seqA.slice(4, 7), seqB.slice(4, 7)], positions: [range(4, 7), range(4, 7)], seqlensK: [6, 6], totalLen: 7, logitsIndex: [0] }, kv, true),
+    runDecoder(s, cfg, { ids: [seqA.slice(4, 7), seqB.slice(4, 7)], positions: [range(4, 7), range(4, 7)], seqlensK: [6, 6], totalLen: 7, logitsIndex: [0] }, kv),
     /batch_size must be 1 when sequence_length > 1 and past context is given/,
   );
 });
@@ -150,7 +173,7 @@ t.test('untied lm_head', async (t) => {
   buildDecoder(c2, w2, p, F32);
   const s = await session(p);
   const ref = refRows(c2, w2, seqA.slice(0, 6));
-  const out = await runDecoder(s, c2, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [2, 5] }, makeKv(c2, 1, 0), false);
+  const out = await runDecoder(s, c2, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [2, 5] }, makeKv(c2, 1, 6));
   const d = Math.max(maxAbsDiff(row(out.logits, 0), ref(2)), maxAbsDiff(row(out.logits, 1), ref(5)));
   t.ok(d < TOL, `untied vs reference: ${d.toExponential(2)}`);
 });
@@ -160,9 +183,9 @@ t.test('int8 / int4 logits drift vs f32 (same input, 20 decode steps)', async (t
     const s = await session(p);
     const kv = makeKv(cfg, 1, 32);
     const rows: Float32Array[] = [];
-    const pre = await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv, true);
+    const pre = await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv);
     rows.push(pre.logits.slice());
-    for (let q = 6; q < 26; q++) rows.push((await runDecoder(s, cfg, { ids: [[seqA[q]!]], positions: [[q]], seqlensK: [q], totalLen: q + 1, logitsIndex: [0] }, kv, true)).logits.slice());
+    for (let q = 6; q < 26; q++) rows.push((await runDecoder(s, cfg, { ids: [[seqA[q]!]], positions: [[q]], seqlensK: [q], totalLen: q + 1, logitsIndex: [0] }, kv)).logits.slice());
     return rows;
   };
   const argmax = (x: Float32Array) => x.reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);

@@ -389,7 +389,7 @@ export interface DecoderStep {
   image?: { rows: number[]; embeds: Float32Array };
 }
 
-/** Per-layer K and V tensors [B, kvH, maxLen, D] (maxLen 0 = empty past). */
+/** Per-layer K and V tensors [B, kvH, maxLen, D]. */
 export function makeKv(cfg: Qwen2VLConfig, batch: number, maxLen: number): ort.Tensor[] {
   const t = cfg.text;
   const out: ort.Tensor[] = [];
@@ -401,20 +401,21 @@ export function makeKv(cfg: Qwen2VLConfig, batch: number, maxLen: number): ort.T
 }
 
 /**
- * One decoder run. With `shared`, the past tensors are also passed as the pre-allocated present
- * outputs (in-place append); otherwise ORT allocates present and it is returned.
+ * One decoder run. Like the engine's KvPool, writes the run's key_rows/value_rows into `past`
+ * ([B, kvH, maxLen, D] per layer, maxLen >= totalLen) at each row's position, so `past` is the
+ * cache for the next run; it is also returned as `present`.
  */
 export async function runDecoder(
   sess: ort.InferenceSession,
   cfg: Qwen2VLConfig,
   step: DecoderStep,
   past: ort.Tensor[],
-  shared: boolean,
 ): Promise<{ logits: Float32Array; present: ort.Tensor[] }> {
   const t = cfg.text;
   const B = step.ids.length;
   const S = step.ids[0]!.length;
   const D = t.headDim;
+  const kvH = t.numKeyValueHeads;
   const cos = new Float32Array(B * S * D), sin = new Float32Array(B * S * D);
   step.positions.forEach((row, b) => {
     const tab = ropeTable(row, D, t.ropeTheta);
@@ -436,19 +437,39 @@ export async function runDecoder(
     feeds[`past_key_values.${i}.key`] = past[2 * i]!;
     feeds[`past_key_values.${i}.value`] = past[2 * i + 1]!;
   }
-  if (shared) {
-    const fetches: Record<string, ort.Tensor | null> = { logits: null };
-    for (let i = 0; i < t.numHiddenLayers; i++) {
-      fetches[`present.${i}.key`] = past[2 * i]!;
-      fetches[`present.${i}.value`] = past[2 * i + 1]!;
-    }
-    const out = await sess.run(feeds, fetches);
-    return { logits: out.logits!.data as Float32Array, present: past };
+  const fetches = decoderFetches(cfg);
+  const out = await sess.run(feeds, fetches);
+  appendRows(cfg, past, out, step.seqlensK, S);
+  return { logits: out.logits!.data as Float32Array, present: past };
+}
+
+/** logits plus the run's new K/V rows (what the engine fetches). */
+export function decoderFetches(cfg: Qwen2VLConfig): Record<string, null> {
+  const fetches: Record<string, null> = { logits: null };
+  for (let i = 0; i < cfg.text.numHiddenLayers; i++) fetches[`key_rows.${i}`] = fetches[`value_rows.${i}`] = null;
+  return fetches;
+}
+
+/** Writes a run's key_rows/value_rows into the cache tensors `past` at each row's position (as KvPool does). */
+export function appendRows(cfg: Qwen2VLConfig, past: ort.Tensor[], out: ort.InferenceSession.ReturnType, seqlensK: readonly number[], S: number): void {
+  const kvH = cfg.text.numKeyValueHeads;
+  const D = cfg.text.headDim;
+  for (let i = 0; i < past.length; i++) {
+    const cache = past[i]!;
+    const maxLen = cache.dims[2]!;
+    const rows = out[`${i % 2 ? 'value' : 'key'}_rows.${i >> 1}`]!.data as Float32Array; // [B, S, kvH*D]
+    const dst = cache.data as Float32Array;
+    seqlensK.forEach((k, b) => {
+      const start = Math.max(0, k + 1 - S); // 0: a right-padded first prompt
+      if (start + S > maxLen) throw new Error(`KV buffer of ${maxLen} cannot hold ${start + S} tokens`);
+      for (let s = 0; s < S; s++) {
+        for (let h = 0; h < kvH; h++) {
+          const from = ((b * S + s) * kvH + h) * D;
+          dst.set(rows.subarray(from, from + D), ((b * kvH + h) * maxLen + start + s) * D);
+        }
+      }
+    });
   }
-  const out = await sess.run(feeds);
-  const present: ort.Tensor[] = [];
-  for (let i = 0; i < t.numHiddenLayers; i++) present.push(out[`present.${i}.key`]!, out[`present.${i}.value`]!);
-  return { logits: out.logits!.data as Float32Array, present };
 }
 
 export const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);

@@ -13,7 +13,7 @@ import { ensureTinyCheckpoint } from '../../../server/model/checkpoint/tiny.ts';
 import { buildModelGraphs } from '../../../server/model/build/build-cache.ts';
 import { visionRotary } from '../../../server/model/qwen2-vl/vision-rotary.ts';
 import type { Qwen2VLConfig } from '../../../server/model/checkpoint/types.ts';
-import { makeKv, maxAbs, maxAbsDiff, tmpDir } from './helpers.ts';
+import { appendRows, decoderFetches, makeKv, maxAbs, maxAbsDiff, tmpDir } from './helpers.ts';
 import { MropeTables } from '../../../server/model/qwen2-vl/mrope.ts';
 import { PYTHON, REFERENCE_SCRIPT, torchUnavailable } from '../../helpers/python.ts';
 import { FIXTURE_SCREENSHOT } from '../../helpers/tiny-model.ts';
@@ -90,16 +90,20 @@ t.test('graphs vs PyTorch reference on the tiny checkpoint', { skip: noTorch ?? 
         total_sequence_length: new ort.Tensor('int32', Int32Array.of(past + S), []),
         logits_index: new ort.Tensor('int64', BigInt64Array.from(logitsIndex.map(BigInt)), [logitsIndex.length]),
       };
-      const fetch: Record<string, ort.Tensor | null> = { logits: null };
       for (let i = 0; i < cfg.text.numHiddenLayers; i++) {
-        f[`past_key_values.${i}.key`] = fetch[`present.${i}.key`] = kv[2 * i]!;
-        f[`past_key_values.${i}.value`] = fetch[`present.${i}.value`] = kv[2 * i + 1]!;
+        f[`past_key_values.${i}.key`] = kv[2 * i]!;
+        f[`past_key_values.${i}.value`] = kv[2 * i + 1]!;
       }
-      return { f, fetch };
+      return { f, S, seqlensK: past + S - 1 };
+    };
+    const run = async (x: ReturnType<typeof feeds>) => {
+      const out = await dec.run(x.f, decoderFetches(cfg));
+      appendRows(cfg, kv, out, [x.seqlensK], x.S); // the engine's KvPool does this
+      return out.logits!.data as Float32Array;
     };
     const rows = ids.map((id, i) => (id === tok.imagePad ? i : -1)).filter((i) => i >= 0);
     const pre = feeds(ids, pos3, 0, ids.map((_, i) => i), { rows, embeds: img });
-    const logits = (await dec.run(pre.f, pre.fetch)).logits!.data as Float32Array;
+    const logits = await run(pre);
     let worstPrompt = 0;
     for (let i = 0; i < P; i++) worstPrompt = Math.max(worstPrompt, maxAbsDiff(logits.subarray(i * V, (i + 1) * V), promptLogits.subarray(i * V, (i + 1) * V)));
     const scale = format === 'f32' ? 1 : maxAbs(promptLogits);
@@ -109,7 +113,7 @@ t.test('graphs vs PyTorch reference on the tiny checkpoint', { skip: noTorch ?? 
     for (let k = 1; k < ref.tokens.length; k++) {
       const p = P + k - 1 + ref.rope_delta;
       const st = feeds([ref.tokens[k - 1]!], [[p], [p], [p]], P + k - 1, [0]);
-      const lg = (await dec.run(st.f, st.fetch)).logits!.data as Float32Array;
+      const lg = await run(st);
       worstStep = Math.max(worstStep, maxAbsDiff(lg, stepLogits.subarray(k * V, (k + 1) * V)));
       if (argmax(lg) === ref.tokens[k]) agree++;
     }

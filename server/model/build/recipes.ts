@@ -1,15 +1,16 @@
 /**
  * Which kernel each phase runs, per weight format: the one place these choices live.
- * The measurements behind them are in docs/performance.md (bench/kernels.ts on this project's
- * 2-core AMX Xeon):
+ * The measurements behind them are in docs/performance.md ("Kernels per phase", bench/kernels.ts):
  * - many rows (vision: 1856 patches; prefill: a whole prompt): int8 DynamicQuantizeMatMul runs
- *   int8 GEMMs several times faster than MatMulNBits (which dequantizes blocks as it goes);
- * - one row per sequence (decode): reading the weights is the cost, so the fewest bytes win:
- *   MatMulNBits 4-bit with int8 activations;
- * - so a quantized format builds two decoder graphs over the same KV cache, one per phase
- *   (attention picks its operators per phase inside every graph: attention.ts).
- * f32 keeps one graph and full-precision everything (the default: users of quantized UI-TARS builds
- * report worse grounding).
+ *   int8 GEMMs faster than MatMulNBits (which dequantizes blocks as it goes) and than fp32;
+ * - one row per sequence (decode): reading the weights is the cost. int4 needs MatMulNBits (4-bit
+ *   blocks, int8 activations), so int4 builds a second decoder graph for decode steps over the same
+ *   KV cache. At int8 DynamicQuantizeMatMul also wins at one row (0.79 ms against 1.96 ms for
+ *   MatMulNBits 8-bit on the LM's MLP up projection; 1.50 against 5.93 ms at 8 rows), so int8 keeps
+ *   one graph for both phases, like f32;
+ * - attention picks its operators per phase inside every graph (attention.ts).
+ * f32 keeps full precision everywhere (the default: users of quantized UI-TARS builds report worse
+ * grounding).
  */
 import type { LinearKernel, WeightFormat } from './layers.ts';
 
@@ -32,15 +33,15 @@ export interface GraphRecipe {
 
 const F32: LinearKernel = { kind: 'f32' };
 const INT8_GEMM: LinearKernel = { kind: 'dqmm' };
-const nbits = (bits: 4 | 8): LinearKernel => ({ kind: 'nbits', bits, blockSize: 32, accuracyLevel: 4 });
+const INT4: LinearKernel = { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 };
 
 export function graphRecipe(format: WeightFormat): GraphRecipe {
   if (format === 'f32') return { vision: F32, prefill: { layers: F32, lmHead: F32, embeddings: 'f32' }, decode: null };
-  const bits = format === 'int8' ? 8 : 4;
+  if (format === 'int8') return { vision: INT8_GEMM, prefill: { layers: INT8_GEMM, lmHead: INT8_GEMM, embeddings: 'int8' }, decode: null };
   // Prefill needs logits for one row per sequence: the lm_head runs the decode kernel there too.
   return {
     vision: INT8_GEMM,
-    prefill: { layers: INT8_GEMM, lmHead: nbits(bits), embeddings: 'int8' },
-    decode: { layers: nbits(bits), lmHead: nbits(bits), embeddings: 'int8' },
+    prefill: { layers: INT8_GEMM, lmHead: INT4, embeddings: 'int8' },
+    decode: { layers: INT4, lmHead: INT4, embeddings: 'int8' },
   };
 }

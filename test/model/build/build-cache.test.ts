@@ -40,7 +40,9 @@ t.test('reuses, and rebuilds when options change', async (t) => {
   const q8 = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int8', cacheRoot: root });
   t.equal(q8.cached, false);
   t.not(q8.dir, a.dir);
-  t.not(q8.decodeStepPath, q8.decoderPath, 'int8: a decode-step graph beside the prefill graph');
+  t.equal(q8.decodeStepPath, q8.decoderPath, 'int8: one decoder graph for both phases');
+  const q4 = await buildModelGraphs(tiny, ck.config, ck.weights, { format: 'int4', cacheRoot: root });
+  t.not(q4.decodeStepPath, q4.decoderPath, 'int4: a decode-step graph beside the prefill graph');
   const otherVision = await buildModelGraphs(tiny, ck.config, ck.weights, {
     format: 'int8',
     recipe: { ...graphRecipe('int8'), vision: { kind: 'f32' } },

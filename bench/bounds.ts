@@ -5,8 +5,11 @@
 import type { Qwen2VLConfig } from '../server/model/checkpoint/types.ts';
 import type { Roofline } from './roofline.ts';
 
-/** Weight bytes a decode step reads per parameter (MatMulNBits: one float scale per 32 values). */
-const BYTES_PER_PARAM: Record<string, number> = { f32: 4, int8: 1 + 4 / 32, int4: 0.5 + 4 / 32 };
+/**
+ * Weight bytes a decode step reads per parameter (recipes.ts): int8 DynamicQuantizeMatMul has one scale
+ * per output column (negligible), int4 MatMulNBits one float scale per 32 values.
+ */
+const BYTES_PER_PARAM: Record<string, number> = { f32: 4, int8: 1, int4: 0.5 + 4 / 32 };
 
 /** The work of one step, from the config: LM layer and lm_head parameters, vision FLOPs (linear and attention). */
 export function work(cfg: Qwen2VLConfig, imageTokens: number) {

@@ -193,7 +193,7 @@ if (steps.length > 0 && roof) {
       `| ${r.format} | ${f(r.imageSeconds, 2)} | ${f(r.visionSeconds)} | ${f(r.prefillSeconds)} (${f(r.prefillTokensPerSecond, 0)}) | ${f(r.decodeSeconds)} (${f(r.decodeTokensPerSecond, 2)}) | **${f(r.stepSeconds)}** | ${f(bound)} | ${pct(prefillOfPeak)} | ${pct(decodeOfBw)} | ${f(r.peakRssGiB)} | ${f(r.loadSeconds)} (${f(r.buildSeconds)}) |`,
     );
   }
-  md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1.125 B, int4 0.625 B per parameter), plus the float32 KV cache of the context (56 KiB per token). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');
+  md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1 B, int4 0.625 B per parameter), plus the float32 KV cache of the context (56 KiB per token). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');
 }
 
 if (contexts.length > 0 && roof) {

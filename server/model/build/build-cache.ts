@@ -46,7 +46,7 @@ export interface GraphMeta {
   vision: GraphFileMeta;
   /** The decoder graph for prefill (and for decode steps when decodeStep is absent). */
   decoder: GraphFileMeta & { numLayers: number };
-  /** Quantized formats: a second decoder graph with the decode kernels (same inputs; no present outputs). */
+  /** int4: a second decoder graph with the decode kernels (same inputs and outputs). */
   decodeStep?: GraphFileMeta;
 }
 

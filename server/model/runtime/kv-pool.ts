@@ -2,9 +2,9 @@
  * The decoder's KV cache: per layer one buffer for K and one for V, shaped
  * [slots, kvHeads, capacity, headDim]. A running sequence owns one slot; running sequences
  * always occupy slots 0..n-1, so a decode step over n sequences passes the first n slots as one
- * contiguous tensor. A run reads the slots as its past and returns only its new K/V rows, which
- * are appended here (onnxruntime-node copies inputs and outputs, so the whole present never
- * crosses back).
+ * contiguous tensor. A run reads the slots as its past (onnxruntime-node passes input buffers
+ * without copying) and returns only its new K/V rows, which are appended here (fetched outputs
+ * are copied, so the whole present never crosses back; see server/model/build/attention.ts).
  *
  * The capacity (tokens per slot) grows with the longest running sequence, in steps of
  * CAPACITY_STEP up to maxLen, and shrinks back when the engine is idle: the cost of a step

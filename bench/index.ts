@@ -19,7 +19,6 @@ import { Command } from 'commander';
 import { generateCheckpoint } from '../server/model/checkpoint/generate.ts';
 import { readQwen2VLConfig } from '../server/model/checkpoint/hf-config.ts';
 import { REPO_ROOT } from '../server/model/checkpoint/tiny.ts';
-import type { Qwen2VLConfig } from '../server/model/checkpoint/types.ts';
 import { smartResize } from '../server/vision/smart-resize.ts';
 import { decodeWeightBytes, stepBound, work, type StepShape } from './bounds.ts';
 import { measureRoofline, type Roofline } from './roofline.ts';

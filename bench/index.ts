@@ -270,10 +270,25 @@ if (agents && roof) {
 if (kernels) md.push('## Kernels per phase', '', 'bench/kernels.ts: one linear layer per shape and kernel; the few-row rows stream distinct weights from DRAM. server/model/build/recipes.ts picks from this.', '', kernels, '');
 
 fs.mkdirSync(path.dirname(o.out), { recursive: true });
-const body = md.join('\n');
-// Keep hand-written notes below the generated part.
+// Keep hand-written notes below the generated part, and the tables of parts this command did not run.
 const MARK = '<!-- end of generated figures -->';
 const previous = fs.existsSync(o.out) ? fs.readFileSync(o.out, 'utf8') : '';
 const notes = previous.includes(MARK) ? previous.slice(previous.indexOf(MARK)) : `${MARK}\n`;
+const body = mergeSections(md.join('\n'), previous.includes(MARK) ? previous.slice(0, previous.indexOf(MARK)) : '');
 fs.writeFileSync(o.out, `${body}\n${notes}`);
 console.log(body);
+
+/**
+ * The new page's sections, in page order, plus any section of the previous page this run did not
+ * produce (a partial run such as `--parts context` keeps the other tables, marked as earlier runs').
+ */
+function mergeSections(fresh: string, old: string): string {
+  const split = (text: string) => text.split(/^(?=## )/m);
+  const [head, ...now] = split(fresh);
+  const order = ['## This machine', '## One agent step', '## Decode step', '## Drift', '## Agents', '## Kernels'];
+  const rank = (section: string) => order.findIndex((prefix) => section.startsWith(prefix));
+  const kept = split(old).slice(1).filter((section) => rank(section) >= 0 && !now.some((n) => rank(n) === rank(section)));
+  const EARLIER = '_From an earlier run of `npm run bench`, with that run\'s limits for its bounds (the command above did not run this part)._';
+  const marked = kept.map((section) => (section.includes(EARLIER) ? section : section.replace(/\n/, `\n\n${EARLIER}\n`)));
+  return [head, ...[...now, ...marked].sort((a, b) => rank(a) - rank(b))].map((section) => `${section!.trimEnd()}\n\n`).join('').trimEnd() + '\n';
+}

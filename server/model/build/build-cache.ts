@@ -23,7 +23,7 @@ import { graphRecipe, type GraphRecipe } from './recipes.ts';
 import { buildVisionEncoder } from './vision-encoder.ts';
 
 /** Bump whenever the graphs the builders emit change. */
-export const GRAPH_BUILDER_VERSION = 5;
+export const GRAPH_BUILDER_VERSION = 6;
 
 export interface BuildModelOptions {
   format: WeightFormat;
@@ -229,8 +229,9 @@ export async function buildModelGraphs(
       const t0 = Date.now();
       log(`building ${format} ONNX graphs into ${finalDir}`);
       const vis = buildVisionEncoder(config, weights, path.join(tmp, 'vision.onnx'), recipe.vision);
-      const dec = buildDecoder(config, weights, path.join(tmp, 'decoder.onnx'), recipe.prefill);
-      const step = recipe.decode ? buildDecoder(config, weights, path.join(tmp, 'decoder-step.onnx'), recipe.decode) : null;
+      // with a graph per phase, each holds its own phase's attention only (no If per layer)
+      const dec = buildDecoder(config, weights, path.join(tmp, 'decoder.onnx'), recipe.prefill, recipe.decode ? 'prefill' : 'both');
+      const step = recipe.decode ? buildDecoder(config, weights, path.join(tmp, 'decoder-step.onnx'), recipe.decode, 'decode') : null;
       const meta: GraphMeta = {
         builderVersion: GRAPH_BUILDER_VERSION,
         key,

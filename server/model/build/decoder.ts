@@ -17,9 +17,9 @@
  */
 import { concatFloat32 } from '../../common/concat.ts';
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
-import { attentionContext, layerAttention } from './attention.ts';
+import { attentionContext, layerAttention, type DecoderRole } from './attention.ts';
 import { GraphBuilder, type BuiltGraph } from './onnx-graph.ts';
-import { applyRotary, linear, readChecked, rmsNorm } from './layers.ts';
+import { linear, readChecked, rmsNorm, rotary, rotaryTables } from './layers.ts';
 import { quantizePerRowInt8 } from './quantize.ts';
 import type { DecoderKernels } from './recipes.ts';
 
@@ -39,7 +39,8 @@ export const pastValueName = (i: number): string => `past_key_values.${i}.value`
 export const keyRowsName = (i: number): string => `key_rows.${i}`;
 export const valueRowsName = (i: number): string => `value_rows.${i}`;
 
-export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, kernels: DecoderKernels): BuiltGraph {
+/** `role`: the runs the graph serves (attention.ts); a 'decode' graph takes one new token per sequence. */
+export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, modelPath: string, kernels: DecoderKernels, role: DecoderRole = 'both'): BuiltGraph {
   const t = config.text;
   const hidden = t.hiddenSize;
   const nH = t.numAttentionHeads;
@@ -83,15 +84,10 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
     const merged = g.op('ScatterND', [flat, idx2, imgEmb], {}, { name: '/model/image_merge/ScatterND' });
     let x = g.op('Reshape', [merged, embShape], {}, { name: '/model/image_merge/Reshape' });
 
-    const axes2 = g.constInt64([2]);
-    const cos = g.op('Unsqueeze', [cosIn, axes2], {}, { name: '/model/rotary/cos/Unsqueeze' });
-    const sin = g.op('Unsqueeze', [sinIn, axes2], {}, { name: '/model/rotary/sin/Unsqueeze' });
-    const shapeQ4 = g.constInt64([0, 0, nH, D]);
-    const shapeK4 = g.constInt64([0, 0, kvH, D]);
-    const shape3 = g.constInt64([0, 0, -1]);
+    const rope = rotaryTables(g, '/model/rotary', cosIn, sinIn, D, g.op('Shape', [ids], {}, { name: '/model/rotary/ids/Shape' }));
     const splitQkv = g.constInt64([nH * D, kvH * D, kvH * D]);
     const splitGateUp = g.constInt64([inter, inter]);
-    const attn = attentionContext(g, ids, seqlensK, totalLen, past[0]![0], { heads: nH, kvHeads: kvH, headDim: D });
+    const attn = attentionContext(g, role, ids, seqlensK, totalLen, past[0]![0], { heads: nH, kvHeads: kvH, headDim: D });
 
     for (let i = 0; i < t.numHiddenLayers; i++) {
       const p = `model.layers.${i}`;
@@ -109,13 +105,13 @@ export function buildDecoder(config: Qwen2VLConfig, weights: WeightSource, model
         readChecked(weights, `${p}.self_attn.v_proj.bias`, [kvH * D]),
       ]);
       const qkv = linear(g, h, `${s}/attn/qkv_proj`, qkvW, (nH + 2 * kvH) * D, hidden, qkvB, lo);
-      const [q, k, v] = g.node('Split', [qkv, splitQkv], { axis: -1 }, { name: `${s}/attn/qkv_proj/Split`, outputs: 3 }) as [string, string, string];
-      const q4 = g.op('Reshape', [q, shapeQ4], {}, { name: `${s}/attn/q/Reshape` });
-      const k4 = g.op('Reshape', [k, shapeK4], {}, { name: `${s}/attn/k/Reshape` });
-      const qr = g.op('Reshape', [applyRotary(g, q4, cos, sin, D, `${s}/attn/q_rotary`), shape3], {}, { name: `${s}/attn/q/Reshape_1` });
-      const kr = g.op('Reshape', [applyRotary(g, k4, cos, sin, D, `${s}/attn/k_rotary`), shape3], {}, { name: `${s}/attn/k/Reshape_1` });
-      g.node('Identity', [kr], {}, { name: `${s}/attn/key_rows/Identity`, outputs: [keyRowsName(i)] });
-      g.node('Identity', [v], {}, { name: `${s}/attn/value_rows/Identity`, outputs: [valueRowsName(i)] });
+      // the new K (after rotary) and V rows are graph outputs as they are made: no copies for the engine
+      const [q, k, v] = g.node('Split', [qkv, splitQkv], { axis: -1 }, {
+        name: `${s}/attn/qkv_proj/Split`,
+        outputs: [`${s}/attn/q`, `${s}/attn/k`, valueRowsName(i)],
+      }) as [string, string, string];
+      const qr = rotary(g, q, rope, `${s}/attn/q_rotary`);
+      const kr = rotary(g, k, rope, `${s}/attn/k_rotary`, keyRowsName(i));
       const [pk, pv] = past[i]!;
       const att = layerAttention(g, `${s}/attn`, qr, kr, v, pk, pv, attn);
       const o = linear(g, att, `${s}/attn/o_proj`, readChecked(weights, `${p}.self_attn.o_proj.weight`, [hidden, nH * D]), hidden, nH * D, undefined, lo);

@@ -57,36 +57,35 @@ export function linear(
   bias: Float32Array | undefined,
   kernel: LinearKernel,
 ): string {
-  const wname = `${scope.slice(1).replace(/\//g, '.')}.weight`;
-  let y: string;
+  const base = scope.slice(1).replace(/\//g, '.');
+  const wname = `${base}.weight`;
+  const bname = `${base}.bias`;
+  if (bias) g.initializer(bname, bias, [n]);
   if (kernel.kind === 'f32') {
     g.initializer(wname, transpose2d(w, n, k), [k, n]);
-    y = g.op('MatMul', [x, wname], {}, { name: `${scope}/MatMul` });
-  } else if (kernel.kind === 'dqmm') {
+    const y = g.op('MatMul', [x, wname], {}, { name: `${scope}/MatMul` });
+    // ORT fuses MatMul + Add into one Gemm where it can
+    return bias ? g.op('Add', [y, bname], {}, { name: `${scope}/Add` }) : y;
+  }
+  // the quantized kernels add the bias as they write their output: no second pass over it
+  if (kernel.kind === 'dqmm') {
     const q = quantizePerColumnInt8(w, n, k);
     g.initializer(`${wname}.q8`, q.data, [k, n]);
     g.initializer(`${wname}.scales`, q.scales, [n]);
-    y = g.op('DynamicQuantizeMatMul', [x, `${wname}.q8`, `${wname}.scales`], {}, { name: `${scope}/DynamicQuantizeMatMul`, domain: MS_DOMAIN });
-  } else {
-    const { bits, blockSize, accuracyLevel } = kernel;
-    const q = quantizeBlockwise(w, n, k, bits, blockSize);
-    const qname = `${wname}.q${bits}`;
-    const sname = `${wname}.scales`;
-    g.initializer(qname, q.data, [n, q.blocksPerRow, q.blobSize]);
-    g.initializer(sname, q.scales, [n * q.blocksPerRow]);
-    y = g.op(
-      'MatMulNBits',
-      [x, qname, sname],
-      { K: k, N: n, bits, block_size: blockSize, accuracy_level: accuracyLevel },
-      { name: `${scope}/MatMulNBits`, domain: MS_DOMAIN },
-    );
+    const inputs = [x, `${wname}.q8`, `${wname}.scales`, ...(bias ? ['', bname] : [])]; // '': no zero point
+    return g.op('DynamicQuantizeMatMul', inputs, {}, { name: `${scope}/DynamicQuantizeMatMul`, domain: MS_DOMAIN });
   }
-  if (bias) {
-    const bname = `${scope.slice(1).replace(/\//g, '.')}.bias`;
-    g.initializer(bname, bias, [n]);
-    y = g.op('Add', [y, bname], {}, { name: `${scope}/Add` });
-  }
-  return y;
+  const { bits, blockSize, accuracyLevel } = kernel;
+  const q = quantizeBlockwise(w, n, k, bits, blockSize);
+  const qname = `${wname}.q${bits}`;
+  const sname = `${wname}.scales`;
+  g.initializer(qname, q.data, [n, q.blocksPerRow, q.blobSize]);
+  g.initializer(sname, q.scales, [n * q.blocksPerRow]);
+  const inputs = [x, qname, sname, ...(bias ? ['', '', bname] : [])]; // '': no zero points, no g_idx
+  return g.op('MatMulNBits', inputs, { K: k, N: n, bits, block_size: blockSize, accuracy_level: accuracyLevel }, {
+    name: `${scope}/MatMulNBits`,
+    domain: MS_DOMAIN,
+  });
 }
 
 export function layerNorm(g: GraphBuilder, x: string, scope: string, weight: Float32Array, bias: Float32Array, eps: number): string {
@@ -107,18 +106,41 @@ export function rmsNorm(g: GraphBuilder, x: string, scope: string, weight: Float
   });
 }
 
+/** Per-token rotary tables for com.microsoft RotaryEmbedding, built once per graph (see rotaryTables). */
+export interface RotaryTables {
+  /** int64 [B, S]: 0 .. B*S-1, token i reads row i of the tables. */
+  positions: string;
+  /** [B*S, headDim/2] */
+  cos: string;
+  sin: string;
+}
+
 /**
- * x*cos + rotate_half(x)*sin over the last axis of `x` ([..., heads, headDim]);
- * cos/sin broadcast (already shaped [..., 1, headDim]).
- * rotate_half(x) = concat(-x[..., half:], x[..., :half]).
+ * RotaryEmbedding looks rows up by position id in a [positions, headDim/2] table. Positions here are
+ * resolved host-side into per-token cos/sin ([..., headDim] in HF layout cat(f, f), so the two halves
+ * are equal; M-RoPE in the decoder, 2-D patch positions in the vision encoder): the table gets one row
+ * per token, and token i's position id is i, shaped `positionsShape` (int64 [2]: the rotated input's
+ * [batch, sequence]).
  */
-export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string, headDim: number, scope: string): string {
+export function rotaryTables(g: GraphBuilder, scope: string, cos: string, sin: string, headDim: number, positionsShape: string): RotaryTables {
   const half = headDim / 2;
-  const halves = g.constInt64([half, half]);
-  const [x1, x2] = g.node('Split', [x, halves], { axis: -1 }, { name: `${scope}/Split`, outputs: 2 });
-  const neg = g.op('Neg', [x2!], {}, { name: `${scope}/Neg` });
-  const rot = g.op('Concat', [neg, x1!], { axis: -1 }, { name: `${scope}/Concat` });
-  const a = g.op('Mul', [x, cos], {}, { name: `${scope}/Mul_cos` });
-  const b = g.op('Mul', [rot, sin], {}, { name: `${scope}/Mul_sin` });
-  return g.op('Add', [a, b], {}, { name: `${scope}/Add` });
+  const table = (x: string, name: string) =>
+    g.op('Reshape', [
+      g.op('Slice', [x, g.constInt64([0]), g.constInt64([half]), g.constInt64([-1])], {}, { name: `${scope}/${name}/Slice` }),
+      g.constInt64([-1, half]),
+    ], {}, { name: `${scope}/${name}/Reshape` });
+  const cosTable = table(cos, 'cos');
+  const rows = g.op('Gather', [g.op('Shape', [cosTable], {}, { name: `${scope}/rows/Shape` }), g.constInt64([0], true)], { axis: 0 }, { name: `${scope}/rows/Gather` });
+  const flat = g.op('Range', [g.constInt64([0], true), rows, g.constInt64([1], true)], {}, { name: `${scope}/positions/Range` });
+  const positions = g.op('Reshape', [flat, positionsShape], {}, { name: `${scope}/positions/Reshape` });
+  return { positions, cos: cosTable, sin: table(sin, 'sin') };
+}
+
+/** Rotate-half rotary of `x` [B, S, heads*headDim] by its tokens' rows of `t`, in one kernel (ORT's contrib op). */
+export function rotary(g: GraphBuilder, x: string, t: RotaryTables, scope: string, output?: string): string {
+  return g.node('RotaryEmbedding', [x, t.positions, t.cos, t.sin], {}, {
+    name: `${scope}/RotaryEmbedding`,
+    domain: MS_DOMAIN,
+    ...(output ? { outputs: [output] } : {}),
+  })[0]!;
 }

@@ -9,7 +9,7 @@
  */
 import type { Qwen2VLConfig, WeightSource } from '../checkpoint/types.ts';
 import { GraphBuilder, MS_DOMAIN, attr, type BuiltGraph } from './onnx-graph.ts';
-import { applyRotary, layerNorm, linear, readChecked, transpose2d, type LinearKernel } from './layers.ts';
+import { layerNorm, linear, readChecked, rotary, rotaryTables, transpose2d, type LinearKernel } from './layers.ts';
 
 export const VISION_LN_EPS = 1e-6;
 
@@ -42,11 +42,8 @@ export function buildVisionEncoder(
     g.initializer('vision.patch_embed.weight', transpose2d(pw, E, patchDim), [patchDim, E]);
     let x = g.op('MatMul', [pixels, 'vision.patch_embed.weight'], {}, { name: '/vision/patch_embed/MatMul' });
 
-    const axes1 = g.constInt64([1]);
-    const cos = g.op('Unsqueeze', [cosIn, axes1], {}, { name: '/vision/rotary/cos/Unsqueeze' });
-    const sin = g.op('Unsqueeze', [sinIn, axes1], {}, { name: '/vision/rotary/sin/Unsqueeze' });
-    const shapeNHD = g.constInt64([0, H, D]);
     const shape1NE = g.constInt64([1, -1, E]);
+    const rope = rotaryTables(g, '/vision/rotary', cosIn, sinIn, D, g.constInt64([1, -1]));
     const shapeNE = g.constInt64([-1, E]);
     const split3 = g.constInt64([E, E, E]);
 
@@ -56,12 +53,9 @@ export function buildVisionEncoder(
       const ln1 = layerNorm(g, x, `${s}/norm1`, readChecked(weights, `${p}.norm1.weight`, [E]), readChecked(weights, `${p}.norm1.bias`, [E]), VISION_LN_EPS);
       const qkv = linear(g, ln1, `${s}/attn/qkv`, readChecked(weights, `${p}.attn.qkv.weight`, [3 * E, E]), 3 * E, E, readChecked(weights, `${p}.attn.qkv.bias`, [3 * E]), lo);
       const [q0, k0, v0] = g.node('Split', [qkv, split3], { axis: -1 }, { name: `${s}/attn/qkv/Split`, outputs: 3 });
-      const q1 = g.op('Reshape', [q0!, shapeNHD], {}, { name: `${s}/attn/q/Reshape` });
-      const k1 = g.op('Reshape', [k0!, shapeNHD], {}, { name: `${s}/attn/k/Reshape` });
-      const q2 = applyRotary(g, q1, cos, sin, D, `${s}/attn/q_rotary`);
-      const k2 = applyRotary(g, k1, cos, sin, D, `${s}/attn/k_rotary`);
-      const q3 = g.op('Reshape', [q2, shape1NE], {}, { name: `${s}/attn/q/Reshape_1` });
-      const k3 = g.op('Reshape', [k2, shape1NE], {}, { name: `${s}/attn/k/Reshape_1` });
+      // [1, N, E]: one sequence of patches, as RotaryEmbedding and MultiHeadAttention take it
+      const q3 = rotary(g, g.op('Reshape', [q0!, shape1NE], {}, { name: `${s}/attn/q/Reshape` }), rope, `${s}/attn/q_rotary`);
+      const k3 = rotary(g, g.op('Reshape', [k0!, shape1NE], {}, { name: `${s}/attn/k/Reshape` }), rope, `${s}/attn/k_rotary`);
       const v3 = g.op('Reshape', [v0!, shape1NE], {}, { name: `${s}/attn/v/Reshape` });
       const att = g.op('MultiHeadAttention', [q3, k3, v3], { num_heads: H, scale: attr.float(1 / Math.sqrt(D)) }, {
         name: `${s}/attn/MultiHeadAttention`,

@@ -84,6 +84,8 @@ export class ModelRunner {
   async decode(step: DecoderStep, phase: DecoderPhase): Promise<Float32Array> {
     const { hiddenSize, headDim, vocabSize, numHiddenLayers } = this.config.text;
     const { batch, seqLen } = step;
+    // a decode-only graph (int4) reads its input as one new token per sequence
+    if (phase === 'decode' && seqLen !== 1) throw new Error(`a decode step runs one new token per sequence, got ${seqLen}`);
     const total = Math.max(...step.seqlensK) + 1;
     const m = step.imageTokenIndex.length;
     const fetches: Record<string, null> = { logits: null };

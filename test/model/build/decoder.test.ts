@@ -60,6 +60,36 @@ t.test('graph interface', async (t) => {
   t.same(branchOps(ifs[0]!, 'else_branch'), ['GroupQueryAttention'], 'prompt branch');
   const cond = m.graph!.node!.find((n) => n.output!.includes(ifs[0]!.input![0]!))!;
   t.equal(cond.opType, 'Equal');
+  t.equal(m.graph!.node!.filter((n) => n.opType === 'RotaryEmbedding').length, 2 * L, 'rotary of q and k: one kernel each');
+  t.notOk(m.graph!.node!.some((n) => n.opType === 'Identity'), 'key/value rows leave as made, not copied');
+});
+
+t.test('a graph per phase holds only its own attention path', async (t) => {
+  const L = cfg.text.numHiddenLayers;
+  const rolePath = (role: 'prefill' | 'decode') => path.join(dir, `decoder-role-${role}.onnx`);
+  const ops = (role: 'prefill' | 'decode') => {
+    buildDecoder(cfg, weights, rolePath(role), F32, role);
+    return onnx.ModelProto.decode(fs.readFileSync(rolePath(role))).graph!.node!.map((n) => n.opType);
+  };
+  const prefill = ops('prefill');
+  t.equal(prefill.filter((o) => o === 'GroupQueryAttention').length, L, 'prefill: GroupQueryAttention per layer');
+  t.notOk(prefill.includes('If') || prefill.includes('Softmax'), 'prefill: no If, no decode path');
+  const decode = ops('decode');
+  t.equal(decode.filter((o) => o === 'Softmax').length, L, 'decode: its own softmax per layer');
+  t.notOk(decode.includes('If') || decode.includes('GroupQueryAttention'), 'decode: no If, no GroupQueryAttention');
+
+  // a batch of 2 prompts of different lengths through one, then decode steps through the other
+  const [pre, dec] = [await session(rolePath('prefill')), await session(rolePath('decode'))];
+  const kv = makeKv(cfg, 2, 40);
+  const la = 8, lb = 3;
+  const first = await runDecoder(pre, cfg, { ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]], positions: [range(0, la), range(0, la)], seqlensK: [la - 1, lb - 1], totalLen: la, logitsIndex: [la - 1, la + lb - 1] }, kv);
+  let worst = Math.max(maxAbsDiff(row(first.logits, 0), refA(la - 1)), maxAbsDiff(row(first.logits, 1), refB(lb - 1)));
+  for (let st = 0; st < 8; st++) {
+    const pa = la + st, pb = lb + st;
+    const out = await runDecoder(dec, cfg, { ids: [[seqA[pa]!], [seqB[pb]!]], positions: [[pa], [pb]], seqlensK: [pa, pb], totalLen: pa + 1, logitsIndex: [0, 1] }, kv);
+    worst = Math.max(worst, maxAbsDiff(row(out.logits, 0), refA(pa)), maxAbsDiff(row(out.logits, 1), refB(pb)));
+  }
+  t.ok(worst < TOL, `prefill graph then decode graph vs reference: ${worst.toExponential(2)}`);
 });
 
 t.test('prefill, B=1, empty past (a buffer of exactly the prompt), with image rows', async (t) => {
@@ -179,31 +209,32 @@ t.test('untied lm_head', async (t) => {
 });
 
 t.test('int8 / int4 logits drift vs f32 (same input, 20 decode steps)', async (t) => {
-  const runSeq = async (p: string) => {
-    const s = await session(p);
+  // prompt rows through one graph, decode steps through another (the same one for f32 and int8)
+  const runSeq = async (prefillPath: string, decodePath: string) => {
+    const prefill = await session(prefillPath);
+    const decode = decodePath === prefillPath ? prefill : await session(decodePath);
     const kv = makeKv(cfg, 1, 32);
     const rows: Float32Array[] = [];
-    const pre = await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv);
+    const pre = await runDecoder(prefill, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, kv);
     rows.push(pre.logits.slice());
-    for (let q = 6; q < 26; q++) rows.push((await runDecoder(s, cfg, { ids: [[seqA[q]!]], positions: [[q]], seqlensK: [q], totalLen: q + 1, logitsIndex: [0] }, kv)).logits.slice());
+    for (let q = 6; q < 26; q++) rows.push((await runDecoder(decode, cfg, { ids: [[seqA[q]!]], positions: [[q]], seqlensK: [q], totalLen: q + 1, logitsIndex: [0] }, kv)).logits.slice());
     return rows;
   };
   const argmax = (x: Float32Array) => x.reduce((bi, v, i, a) => (v > a[bi]! ? i : bi), 0);
-  const base = await runSeq(f32Path);
+  const base = await runSeq(f32Path, f32Path);
   for (const [format, bound] of [['int8', 0.05], ['int4', 0.35]] as const) {
     const recipe = graphRecipe(format);
-    const graphs = recipe.decode ? ([['prefill', recipe.prefill], ['decode', recipe.decode]] as const) : ([['one', recipe.prefill]] as const);
-    for (const [phase, kernels] of graphs) {
-      const p = path.join(dir, `decoder-${format}-${phase}.onnx`);
-      buildDecoder(cfg, weights, p, kernels);
-      const got = await runSeq(p);
-      let rel = 0, agree = 0;
-      got.forEach((g, i) => {
-        rel = Math.max(rel, maxAbsDiff(g, base[i]!) / maxAbs(base[i]!));
-        if (argmax(g) === argmax(base[i]!)) agree++;
-      });
-      t.comment(`decoder ${format} ${phase} graph: max |logit diff| / max |logit| = ${rel.toExponential(2)}, argmax agrees ${agree}/${got.length}`);
-      t.ok(rel < bound, `${format} ${phase} drift ${rel.toExponential(2)} < ${bound}`);
-    }
+    const prefillPath = path.join(dir, `decoder-${format}.onnx`);
+    buildDecoder(cfg, weights, prefillPath, recipe.prefill, recipe.decode ? 'prefill' : 'both');
+    const decodePath = recipe.decode ? path.join(dir, `decoder-${format}-step.onnx`) : prefillPath;
+    if (recipe.decode) buildDecoder(cfg, weights, decodePath, recipe.decode, 'decode');
+    const got = await runSeq(prefillPath, decodePath);
+    let rel = 0, agree = 0;
+    got.forEach((g, i) => {
+      rel = Math.max(rel, maxAbsDiff(g, base[i]!) / maxAbs(base[i]!));
+      if (argmax(g) === argmax(base[i]!)) agree++;
+    });
+    t.comment(`decoder ${format}: max |logit diff| / max |logit| = ${rel.toExponential(2)}, argmax agrees ${agree}/${got.length}`);
+    t.ok(rel < bound, `${format} drift ${rel.toExponential(2)} < ${bound}`);
   }
 });

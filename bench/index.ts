@@ -273,8 +273,9 @@ fs.mkdirSync(path.dirname(o.out), { recursive: true });
 // Keep hand-written notes below the generated part, and the tables of parts this command did not run.
 const MARK = '<!-- end of generated figures -->';
 const previous = fs.existsSync(o.out) ? fs.readFileSync(o.out, 'utf8') : '';
-const notes = previous.includes(MARK) ? previous.slice(previous.indexOf(MARK)) : `${MARK}\n`;
-const body = mergeSections(md.join('\n'), previous.includes(MARK) ? previous.slice(0, previous.indexOf(MARK)) : '');
+const cut = previous.indexOf(MARK);
+const notes = cut >= 0 ? previous.slice(cut) : `${MARK}\n`;
+const body = mergeSections(md.join('\n'), cut >= 0 ? previous.slice(0, cut) : '');
 fs.writeFileSync(o.out, `${body}\n${notes}`);
 console.log(body);
 

@@ -24,18 +24,28 @@ import { MS_DOMAIN, attr, type Attrs, type GraphBuilder } from './onnx-graph.ts'
 /** Which runs a decoder graph serves: one graph for both, or one per phase. */
 export type DecoderRole = 'both' | 'prefill' | 'decode';
 
-/** Values every layer's attention reads, computed once per graph. */
-export interface AttentionContext {
-  role: DecoderRole;
+/** Values every layer's attention reads, computed once per graph; the decode path's only where it runs. */
+export type AttentionContext = {
   dims: AttentionDims;
   seqlensK: string;
   totalLen: string;
-  /** bool scalar: S == 1, a decode step (role 'both' only). */
-  decoding?: string;
-  /** Decode path: additive mask [B, 1, 1, L], 0 where past row l of sequence b is valid, a large negative where not. */
-  past?: string;
-  /** Decode path: split sizes [L, 1] along the key axis of the joint scores. */
-  split?: string;
+} & (
+  | { role: 'prefill' }
+  | { role: 'decode'; masks: DecodeMasks }
+  | {
+      role: 'both';
+      masks: DecodeMasks;
+      /** bool scalar: S == 1, a decode step. */
+      decoding: string;
+    }
+);
+
+/** What the decode path reads besides its layer's tensors. */
+interface DecodeMasks {
+  /** Additive mask [B, 1, 1, L]: 0 where past row l of sequence b is valid, a large negative where not. */
+  past: string;
+  /** Split sizes [L, 1] along the key axis of the joint scores. */
+  split: string;
 }
 
 export interface AttentionDims {
@@ -51,14 +61,13 @@ const HIDDEN = -1e30;
  * `pastKey` any layer's past key [B, kvH, L, D].
  */
 export function attentionContext(g: GraphBuilder, role: DecoderRole, ids: string, seqlensK: string, totalLen: string, pastKey: string, dims: AttentionDims): AttentionContext {
+  const base = { dims, seqlensK, totalLen };
+  if (role === 'prefill') return { ...base, role };
   const s = '/model/attn_mask';
-  const ctx: AttentionContext = { role, dims, seqlensK, totalLen };
-  if (role === 'prefill') return ctx;
   const squeeze = (x: string, name: string) => g.op('Squeeze', [x, g.constInt64([0])], {}, { name: `${s}/${name}/Squeeze` });
   const dimOf = (x: string, axis: number, name: string) =>
     g.op('Slice', [g.op('Shape', [x], {}, { name: `${s}/${name}/Shape` }), g.constInt64([axis]), g.constInt64([axis + 1])], {}, { name: `${s}/${name}/Slice` });
   const one = g.constInt64([1], true);
-  if (role === 'both') ctx.decoding = g.op('Equal', [squeeze(dimOf(ids, 1, 'new_len'), 'new_len'), one], {}, { name: `${s}/decoding/Equal` });
 
   // valid past rows of a decode step: l < seqlens_k
   const L1 = dimOf(pastKey, 2, 'past_len'); // [1]
@@ -69,9 +78,13 @@ export function attentionContext(g: GraphBuilder, role: DecoderRole, ids: string
     g.op('Unsqueeze', [seq, g.constInt64([1])], {}, { name: `${s}/seqlens/Unsqueeze` }),
   ], {}, { name: `${s}/past/Less` }); // [B, L]
   const pastBias = g.op('Where', [validPast, g.constFloat(0), g.constFloat(HIDDEN)], {}, { name: `${s}/past/Where` });
-  ctx.past = g.op('Unsqueeze', [pastBias, g.constInt64([1, 2])], {}, { name: `${s}/past/Unsqueeze` });
-  ctx.split = g.op('Concat', [L1, g.constInt64([1])], { axis: 0 }, { name: `${s}/split/Concat` });
-  return ctx;
+  const masks: DecodeMasks = {
+    past: g.op('Unsqueeze', [pastBias, g.constInt64([1, 2])], {}, { name: `${s}/past/Unsqueeze` }),
+    split: g.op('Concat', [L1, g.constInt64([1])], { axis: 0 }, { name: `${s}/split/Concat` }),
+  };
+  if (role === 'decode') return { ...base, role, masks };
+  const decoding = g.op('Equal', [squeeze(dimOf(ids, 1, 'new_len'), 'new_len'), one], {}, { name: `${s}/decoding/Equal` });
+  return { ...base, role, masks, decoding };
 }
 
 /**
@@ -87,16 +100,17 @@ export function layerAttention(g: GraphBuilder, scope: string, q: string, k: str
       outputs: 3, // output, present key, present value (the last two unused)
     })[0]!;
   if (ctx.role === 'prefill') return prompt(scope);
-  if (ctx.role === 'decode') return pastInPlace(g, scope, q, k, v, pastK, pastV, ctx);
-  const decode = g.subgraph(`${scope}/decode_rows`, 'float32', () => [pastInPlace(g, `${scope}/decode_rows`, q, k, v, pastK, pastV, ctx)]);
+  if (ctx.role === 'decode') return pastInPlace(g, scope, q, k, v, pastK, pastV, ctx.dims, ctx.masks);
+  const { masks } = ctx;
+  const decode = g.subgraph(`${scope}/decode_rows`, 'float32', () => [pastInPlace(g, `${scope}/decode_rows`, q, k, v, pastK, pastV, ctx.dims, masks)]);
   const promptRows = g.subgraph(`${scope}/prompt_rows`, 'float32', () => [prompt(`${scope}/prompt_rows`)]);
-  return g.op('If', [ctx.decoding!], { then_branch: decode, else_branch: promptRows }, { name: `${scope}/If` });
+  return g.op('If', [ctx.decoding], { then_branch: decode, else_branch: promptRows }, { name: `${scope}/If` });
 }
 
 /** The decode path (see the top of the file): one new token per sequence. */
-function pastInPlace(g: GraphBuilder, scope: string, q: string, k: string, v: string, pastK: string, pastV: string, ctx: AttentionContext): string {
-  const { kvHeads, headDim: D } = ctx.dims;
-  const G = ctx.dims.heads / kvHeads;
+function pastInPlace(g: GraphBuilder, scope: string, q: string, k: string, v: string, pastK: string, pastV: string, dims: AttentionDims, masks: DecodeMasks): string {
+  const { kvHeads, headDim: D } = dims;
+  const G = dims.heads / kvHeads;
   const n = (op: string, inputs: string[], name: string, attrs: Attrs = {}) => g.op(op, inputs, attrs, { name: `${scope}/${name}` });
   // with S == 1, [B, 1, heads*D] is [B, kvH, G, D] in memory (heads in HF order), and k/v are [B, kvH, 1, D]
   const qRows = n('Reshape', [q, g.constInt64([0, kvHeads, G, D])], 'q/Reshape');
@@ -105,10 +119,10 @@ function pastInPlace(g: GraphBuilder, scope: string, q: string, k: string, v: st
 
   const scale = { transB: 1, alpha: attr.float(1 / Math.sqrt(D)) };
   const scores = (keys: string, name: string) => g.op('FusedMatMul', [qRows, keys], scale, { name: `${scope}/${name}/FusedMatMul`, domain: MS_DOMAIN });
-  const pastScores = n('Add', [scores(pastK, 'scores_past'), ctx.past!], 'scores_past/Add');
+  const pastScores = n('Add', [scores(pastK, 'scores_past'), masks.past], 'scores_past/Add');
   const joint = n('Concat', [pastScores, scores(kNew, 'scores_new')], 'scores/Concat', { axis: -1 });
   const probs = n('Softmax', [joint], 'Softmax', { axis: -1 }); // [B, kvH, G, L+1]
-  const [pPast, pNew] = g.node('Split', [probs, ctx.split!], { axis: -1 }, { name: `${scope}/probs/Split`, outputs: 2 }) as [string, string];
+  const [pPast, pNew] = g.node('Split', [probs, masks.split], { axis: -1 }, { name: `${scope}/probs/Split`, outputs: 2 }) as [string, string];
   const o = n('Add', [n('MatMul', [pPast, pastV], 'out_past/MatMul'), n('MatMul', [pNew, vNew], 'out_new/MatMul')], 'out/Add'); // [B, kvH, G, D]
   return n('Reshape', [o, g.constInt64([0, 1, -1])], 'out/Reshape');
 }

@@ -5,7 +5,7 @@
  *  - kernels: each candidate kernel at each phase's shape (kernels.ts), the basis of recipes.ts;
  *  - steps: one agent step at the seed's shape per weight format, split into image processing,
  *    vision, prefill and decode, with peak RSS (engine-step.ts, one process per format);
- *  - context: one decode step at growing context lengths per weight format (decode-context.ts);
+ *  - context: one decode step and one agent step's prompt at growing context lengths per weight format (context.ts);
  *  - drift: the quantized formats against f32 (drift.ts);
  *  - agents: a 10-step episode through the server, and 1 vs 8 concurrent agents (agents.ts).
  *
@@ -127,11 +127,11 @@ if (parts.has('steps')) {
   }
 }
 
-const contexts: { format: string; rows: { context: number; ms: number }[] }[] = [];
+const contexts: { format: string; promptTokens: number; rows: { context: number; ms: number; promptMs: number | null }[] }[] = [];
 if (parts.has('context')) {
   for (const format of o.formats.split(',')) {
-    log(`${format}: decode steps at growing context`);
-    const r = child<(typeof contexts)[number]>('decode-context.ts', ['--model', o.model, '--format', format]);
+    log(`${format}: decode steps and prompts at growing context`);
+    const r = child<(typeof contexts)[number]>('context.ts', ['--model', o.model, '--format', format]);
     if (r) contexts.push(r);
   }
 }
@@ -201,7 +201,7 @@ if (contexts.length > 0 && roof) {
   md.push(
     '## Decode step against context',
     '',
-    'One sequence, one new token, through the decode graph (bench/decode-context.ts, median of 7): ms per step, and in brackets the share of DRAM bandwidth it reaches reading the weights and the float32 KV cache of the context.',
+    'One sequence, one new token, through the decode graph (bench/context.ts, median of 7): ms per step, and in brackets the share of DRAM bandwidth it reaches reading the weights and the float32 KV cache of the context.',
     '',
     `| format | ${header.map((c) => `${c} tokens`).join(' | ')} |`,
     `|---|${header.map(() => '---|').join('')}`,
@@ -214,6 +214,26 @@ if (contexts.length > 0 && roof) {
     }),
     '',
   );
+  const prompts = contexts.filter((c) => c.rows.every((r) => r.promptMs !== null));
+  if (prompts.length > 0) {
+    const n = prompts[0]!.promptTokens;
+    md.push(
+      '## Prompt against context',
+      '',
+      `One prompt of ${n} new tokens (an agent step's answer and new screenshot) after the context, through the prefill graph (bench/context.ts, one run after a warm-up): seconds, and in brackets the bound (linear layers at the format's GEMM rate, attention at the fp32 rate).`,
+      '',
+      `| format | ${header.map((c) => `${c} tokens`).join(' | ')} |`,
+      `|---|${header.map(() => '---|').join('')}`,
+      ...prompts.map((c) => {
+        const cells = c.rows.map((r) => {
+          const bound = stepBound(cfg, roof!, c.format, 0, { images: 0, newTokens: c.promptTokens, context: r.context, generated: 1 }).compute;
+          return `${f(r.promptMs! / 1000)} (${f(bound)})`;
+        });
+        return `| ${c.format} | ${cells.join(' | ')} |`;
+      }),
+      '',
+    );
+  }
 }
 
 if (drift) {
@@ -286,7 +306,7 @@ console.log(body);
 function mergeSections(fresh: string, old: string): string {
   const split = (text: string) => text.split(/^(?=## )/m);
   const [head, ...now] = split(fresh);
-  const order = ['## This machine', '## One agent step', '## Decode step', '## Drift', '## Agents', '## Kernels'];
+  const order = ['## This machine', '## One agent step', '## Decode step', '## Prompt against', '## Drift', '## Agents', '## Kernels'];
   const rank = (section: string) => order.findIndex((prefix) => section.startsWith(prefix));
   const kept = split(old).slice(1).filter((section) => rank(section) >= 0 && !now.some((n) => rank(n) === rank(section)));
   const EARLIER = '_From an earlier run of `npm run bench`, with that run\'s limits for its bounds (the command above did not run this part)._';

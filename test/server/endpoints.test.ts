@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import { defaultServerConfig } from '../../server/config.ts';
+import { ORT_ENVIRONMENT } from '../../server/model/runtime/ort-environment.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
 import { dataUrl, http, imagePart, metricValue, MODEL, screenshotPng, startTestServer, withTimeout } from '../helpers/server.ts';
 
@@ -34,6 +35,11 @@ async function startWithCacheDir(cacheDir: string): Promise<RunningServer> {
     else process.env.ONNX_CACHE_DIR = saved;
   }
 }
+
+t.test('the engine worker started with ONNX Runtime\'s switches in the process environment', async (t) => {
+  // a worker's process.env is a copy that ONNX Runtime does not read: the main thread sets them first
+  for (const [name, value] of Object.entries(ORT_ENVIRONMENT)) t.equal(process.env[name], value, name);
+});
 
 t.test('/v1/models lists the served model with max_model_len', async (t) => {
   const res = await http(`${server.url}/v1/models`, 'GET');

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ModelOptions } from '../../model/load-model.ts';
+import { applyOrtEnvironment } from '../../model/runtime/ort-environment.ts';
 import { AsyncChannel } from '../async-channel.ts';
 import { EMPTY_STATS, type EngineStats } from '../engine.ts';
 import type { EngineEvent, EngineRequest } from '../request.ts';
@@ -42,6 +43,7 @@ export class EngineClient {
     const entry = new URL('./engine-worker.ts', import.meta.url).href;
     const tsxApi = import.meta.resolve('tsx/esm/api');
     const bootstrap = `import(${JSON.stringify(tsxApi)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
+    applyOrtEnvironment(); // before the worker starts: its process.env is a copy ONNX Runtime does not read
     this.worker = new Worker(bootstrap, { eval: true, workerData: init });
     // Listened for from the start: a worker whose load failed has exited long before shutdown().
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen2VLConfig } from '../checkpoint/types.ts';
 import { visionRotary } from '../qwen2-vl/vision-rotary.ts';
 import type { KvPool } from './kv-pool.ts';
+import { applyOrtEnvironment } from './ort-environment.ts';
 import { keyRowsName, valueRowsName } from '../build/decoder.ts';
 
 export interface SessionOptions {
@@ -14,6 +15,7 @@ export interface SessionOptions {
 }
 
 export function sessionOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions {
+  applyOrtEnvironment();
   return {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',

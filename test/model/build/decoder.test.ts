@@ -4,6 +4,7 @@ import t from 'tap';
 import onnxProto from 'onnx-proto';
 import { buildDecoder } from '../../../server/model/build/decoder.ts';
 import { graphRecipe } from '../../../server/model/build/recipes.ts';
+import { ORT_ENVIRONMENT } from '../../../server/model/runtime/ort-environment.ts';
 import {
   makeKv, maxAbs, maxAbsDiff, randomArray, randomWeights, range, refDecoder, rng, ropeTable, runDecoder, session, tinyConfig, tmpDir,
 } from './helpers.ts';
@@ -138,6 +139,25 @@ t.test('chunked prefill: S>1 on a non-empty past (B=1)', async (t) => {
   const d1 = Math.max(...range(0, 7).map((i) => maxAbsDiff(row(c1.logits, i), refA(6 + i))));
   const d2 = Math.max(...range(0, 3).map((i) => maxAbsDiff(row(c2.logits, i), refA(13 + i))));
   t.ok(d1 < TOL && d2 < TOL, `chunk rows vs reference: ${d1.toExponential(2)}, ${d2.toExponential(2)}`);
+});
+
+t.test('prompt attention: ONNX Runtime\'s flash and full-matrix GroupQueryAttention kernels both match the reference', async (t) => {
+  // ORT_ENVIRONMENT picks the full-matrix kernel; ONNX Runtime reads the switch when a session is created.
+  const saved = process.env.ORT_GQA_DISABLE_FLASH_ATTENTION;
+  t.teardown(() => (saved === undefined ? delete process.env.ORT_GQA_DISABLE_FLASH_ATTENTION : (process.env.ORT_GQA_DISABLE_FLASH_ATTENTION = saved)));
+  const logits: Float32Array[] = [];
+  for (const value of ['0', ORT_ENVIRONMENT.ORT_GQA_DISABLE_FLASH_ATTENTION]) {
+    process.env.ORT_GQA_DISABLE_FLASH_ATTENTION = value;
+    const s = await session(f32Path);
+    const kv = makeKv(cfg, 1, 40);
+    await runDecoder(s, cfg, { ids: [seqA.slice(0, 30)], positions: [range(0, 30)], seqlensK: [29], totalLen: 30, logitsIndex: [29] }, kv);
+    const chunk = await runDecoder(s, cfg, { ids: [seqA.slice(30, 38)], positions: [range(30, 38)], seqlensK: [37], totalLen: 38, logitsIndex: range(0, 8) }, kv);
+    const d = Math.max(...range(0, 8).map((i) => maxAbsDiff(row(chunk.logits, i), refA(30 + i))));
+    t.ok(d < TOL, `ORT_GQA_DISABLE_FLASH_ATTENTION=${value}: 8 rows over 30 cached vs reference: ${d.toExponential(2)}`);
+    logits.push(chunk.logits);
+    await s.release();
+  }
+  t.ok(maxAbsDiff(logits[0]!, logits[1]!) > 0, 'the switch reaches ONNX Runtime: the two kernels round differently');
 });
 
 t.test('batch of 2: right-padded prefill of different lengths, then decode with different past lengths', async (t) => {

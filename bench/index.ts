@@ -2,7 +2,8 @@
  * npm run bench — the performance figures of docs/performance.md, on the full-size random-weight
  * UI-TARS-2B checkpoint (generated when missing), each next to its bound measured in the same run:
  *  - limits: fp32 and int8 GEMM throughput and DRAM bandwidth through ONNX Runtime (roofline.ts);
- *  - kernels: each candidate kernel at each phase's shape (kernels.ts), the basis of recipes.ts;
+ *  - kernels: each candidate kernel at each phase's shape (kernels.ts), the basis of recipes.ts, and the two
+ *    prompt-attention kernels (prompt-attention.ts), the basis of ort-environment.ts;
  *  - steps: one agent step at the seed's shape per weight format, split into image processing,
  *    vision, prefill and decode, with peak RSS (engine-step.ts, one process per format);
  *  - context: one decode step and one agent step's prompt at growing context lengths per weight format (context.ts);
@@ -111,11 +112,18 @@ if (['limits', 'steps', 'context', 'agents'].some((p) => parts.has(p))) {
   log(JSON.stringify(roof));
 }
 
+/** A bench script's stdout (a markdown table), or null when it failed. */
+function table(script: string): string | null {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
 let kernels: string | null = null;
+let promptAttention: string | null = null;
 if (parts.has('kernels')) {
   log('kernels per phase');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench/kernels.ts')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  kernels = r.status === 0 ? r.stdout.trim() : null;
+  kernels = table('kernels.ts');
+  promptAttention = table('prompt-attention.ts');
 }
 
 const steps: StepResult[] = [];
@@ -288,6 +296,14 @@ if (agents && roof) {
 }
 
 if (kernels) md.push('## Kernels per phase', '', 'bench/kernels.ts: one linear layer per shape and kernel; the few-row rows stream distinct weights from DRAM. server/model/build/recipes.ts picks from this.', '', kernels, '');
+if (kernels && promptAttention) {
+  md.push(
+    'Prompt attention: ONNX Runtime\'s two GroupQueryAttention kernels on one decoder layer (bench/prompt-attention.ts; server/model/runtime/ort-environment.ts picks from this):',
+    '',
+    promptAttention,
+    '',
+  );
+}
 
 fs.mkdirSync(path.dirname(o.out), { recursive: true });
 // Keep hand-written notes below the generated part, and the tables of parts this command did not run.

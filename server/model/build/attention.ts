@@ -1,8 +1,8 @@
 /**
  * The decoder's causal self-attention over the engine's KV buffer, one operator choice per kind of run.
  *
- * - Prompt rows (S > 1 new tokens per sequence): com.microsoft GroupQueryAttention. It skips masked
- *   and causal work, 5x faster than standard operators on a first prompt.
+ * - Prompt rows (S > 1 new tokens per sequence): com.microsoft GroupQueryAttention, 4-5x faster than
+ *   standard operators on a first prompt (docs/performance.md, "Attention per phase").
  * - Decode steps (S == 1): standard operators that only read the past. GroupQueryAttention copies the
  *   whole past into a newly allocated present buffer on every run (its in-place mode needs past and
  *   present to be one buffer, which onnxruntime-node cannot express): at 7,680 cached tokens an int4

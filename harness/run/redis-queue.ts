@@ -184,9 +184,34 @@ export class RedisTaskQueue implements SharedQueue {
     await this.meta.send('SET', [key, hash]);
   }
 
+  /**
+   * Runs `fn` while this process holds the queue's seeding lock. Seeding checks which jobs exist, then adds
+   * the missing ones: two processes joining at once would both find a task missing (BullMQ drops the
+   * second add of a job id, but both would report it added).
+   */
+  private async seeding<T>(fn: () => Promise<T>): Promise<T> {
+    const meta = this.meta;
+    if (!meta) throw new Error('the Redis queue is not connected');
+    const key = `bull:${this.o.name}:osworld-seeding`;
+    // held for at most a minute, so a process that dies while seeding does not block the queue for good
+    while ((await meta.send<RespValue>('SET', [key, this.id, 'NX', 'PX', '60000'])) !== 'OK') await sleep(50);
+    try {
+      return await fn();
+    } finally {
+      if ((await meta.get(key)) === this.id) await meta.send('DEL', [key]);
+    }
+  }
+
   /** Puts the unfinished tasks into the queue (SharedQueue), then hands out jobs. */
   async open(pending: LoadedTask[], load: (ref: TaskRef) => LoadedTask | InvalidTask): Promise<TaskSource> {
     await this.connect();
+    await this.seeding(() => this.seed(pending));
+    await this.w.startStalledCheckTimer();
+    return { take: (worker) => this.take(worker, load) };
+  }
+
+  /** Adds the tasks the queue lacks and puts back those that ended without a result. */
+  private async seed(pending: LoadedTask[]): Promise<void> {
     const fresh: { name: string; data: TaskJobData; opts: { jobId: string; attempts: number; removeOnComplete: false; removeOnFail: false } }[] = [];
     let requeued = 0;
     let present = 0;
@@ -213,8 +238,6 @@ export class RedisTaskQueue implements SharedQueue {
     }
     if (fresh.length) await this.q.addBulk(fresh);
     this.o.log(`queue ${this.where}: joined as ${this.id}; ${fresh.length} task(s) added, ${requeued} put back (ended without a result), ${present} already queued or running`);
-    await this.w.startStalledCheckTimer();
-    return { take: (worker) => this.take(worker, load) };
   }
 
   private async take(worker: number, load: (ref: TaskRef) => LoadedTask | InvalidTask): Promise<TakenTask | null> {

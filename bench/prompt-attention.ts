@@ -9,9 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder, MS_DOMAIN, attr } from '../server/model/build/onnx-graph.ts';
-import { sessionOptions } from '../server/model/runtime/model-runner.ts';
-import { randomArray, timeRuns } from './roofline.ts';
+import { MS_DOMAIN, attr, type GraphBuilder } from '../server/model/build/onnx-graph.ts';
+import { buildSession, randomArray, timeRuns } from './roofline.ts';
 
 const HEADS = 12;
 const KV_HEADS = 2;
@@ -20,32 +19,32 @@ const HEAD_DIM = 128;
 const SHAPES: [number, number][] = [[786, 0], [472, 438], [710, 1620], [710, 3811], [710, 6676]];
 const KERNELS = [['tiled (flash)', '0'], ['full matrix', '1']] as const;
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-attention-'));
-const file = path.join(dir, 'gqa.onnx');
-const g = new GraphBuilder({ name: 'gqa', externalDataPath: `${file}.data` });
-const inputs = [
-  g.input('query', 'float32', [1, 's', HEADS * HEAD_DIM]),
-  g.input('key', 'float32', [1, 's', KV_HEADS * HEAD_DIM]),
-  g.input('value', 'float32', [1, 's', KV_HEADS * HEAD_DIM]),
-  g.input('past_key', 'float32', [1, KV_HEADS, 'l', HEAD_DIM]),
-  g.input('past_value', 'float32', [1, KV_HEADS, 'l', HEAD_DIM]),
-  g.input('seqlens_k', 'int32', [1]),
-  g.input('total_sequence_length', 'int32', []),
-];
-const [out] = g.node('GroupQueryAttention', inputs, { num_heads: HEADS, kv_num_heads: KV_HEADS, scale: attr.float(1 / Math.sqrt(HEAD_DIM)) }, {
-  name: 'GroupQueryAttention',
-  domain: MS_DOMAIN,
-  outputs: 3,
-});
-g.output(out!, 'float32', [1, 's', HEADS * HEAD_DIM]);
-g.save(file);
+/** One GroupQueryAttention over the past buffer, as in the decoder's prefill graph. */
+function build(g: GraphBuilder): void {
+  const inputs = [
+    g.input('query', 'float32', [1, 's', HEADS * HEAD_DIM]),
+    g.input('key', 'float32', [1, 's', KV_HEADS * HEAD_DIM]),
+    g.input('value', 'float32', [1, 's', KV_HEADS * HEAD_DIM]),
+    g.input('past_key', 'float32', [1, KV_HEADS, 'l', HEAD_DIM]),
+    g.input('past_value', 'float32', [1, KV_HEADS, 'l', HEAD_DIM]),
+    g.input('seqlens_k', 'int32', [1]),
+    g.input('total_sequence_length', 'int32', []),
+  ];
+  const [out] = g.node('GroupQueryAttention', inputs, { num_heads: HEADS, kv_num_heads: KV_HEADS, scale: attr.float(1 / Math.sqrt(HEAD_DIM)) }, {
+    name: 'GroupQueryAttention',
+    domain: MS_DOMAIN,
+    outputs: 3,
+  });
+  g.output(out!, 'float32', [1, 's', HEADS * HEAD_DIM]);
+}
 
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-attention-'));
 const saved = process.env.ORT_GQA_DISABLE_FLASH_ATTENTION;
 const ms: number[][] = SHAPES.map(() => []);
 try {
   for (const [, value] of KERNELS) {
     process.env.ORT_GQA_DISABLE_FLASH_ATTENTION = value;
-    const session = await ort.InferenceSession.create(file, sessionOptions({}));
+    const session = await buildSession(dir, 'gqa', build);
     for (const [i, [s, p]] of SHAPES.entries()) {
       // the engine's buffer: the cached rows plus this prompt's, in steps of 256 tokens
       const buffer = Math.ceil((p + s) / 256) * 256;

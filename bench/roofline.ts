@@ -32,7 +32,8 @@ export function randomArray(n: number, seed: number): Float32Array {
   return a;
 }
 
-async function session(dir: string, name: string, build: (g: GraphBuilder) => void, threads?: number): Promise<ort.InferenceSession> {
+/** A session over the graph `build` writes, saved as `name`.onnx in `dir`. */
+export async function buildSession(dir: string, name: string, build: (g: GraphBuilder) => void, threads?: number): Promise<ort.InferenceSession> {
   const file = path.join(dir, `${name}.onnx`);
   const g = new GraphBuilder({ name, externalDataPath: `${file}.data` });
   build(g);
@@ -56,7 +57,7 @@ export async function measureRoofline(threads?: number): Promise<Roofline> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roofline-'));
   try {
     const matrices = 8;
-    const bw = await session(dir, 'bandwidth', (g) => {
+    const bw = await buildSession(dir, 'bandwidth', (g) => {
       const x = g.input('x', 'float32', [1, K]);
       for (let i = 0; i < matrices; i++) {
         const w = g.initializer(`w${i}`, randomArray(K * N, i + 1), [K, N]);
@@ -68,14 +69,14 @@ export async function measureRoofline(threads?: number): Promise<Roofline> {
 
     const w = randomArray(K * N, 7);
     const xs = new ort.Tensor('float32', randomArray(M * K, 98), [M, K]);
-    const f32 = await session(dir, 'gemm-f32', (g) => {
+    const f32 = await buildSession(dir, 'gemm-f32', (g) => {
       const x = g.input('x', 'float32', [M, K]);
       g.output(g.op('MatMul', [x, g.initializer('w', w, [K, N])], {}, { outputs: ['y'] }), 'float32', [M, N]);
     }, threads);
     const f32Seconds = await timeRuns(f32, { x: xs }, 12);
     await f32.release();
 
-    const int8 = await session(dir, 'gemm-int8', (g) => {
+    const int8 = await buildSession(dir, 'gemm-int8', (g) => {
       const x = g.input('x', 'float32', [M, K]);
       const q = new Int8Array(K * N);
       for (let i = 0; i < q.length; i++) q[i] = Math.round(w[i]! * 2540);

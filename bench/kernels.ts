@@ -3,9 +3,9 @@
  *
  * One linear layer at the shapes the model runs (LM MLP 1536x8960, vision MLP 1280x5120) and the
  * row counts of each phase (decode 1 and 8 rows, prefill 786 rows, vision 1856 patches), for each
- * kernel the graph builder can emit: fp32 MatMul, int8 DynamicQuantizeMatMul (per-tensor activation
- * quantization, per-column weight scales) and MatMulNBits (4 or 8 bits, block 32 or 128, int8
- * activations = accuracy level 4, or fp32 = level 0). Prints a markdown table; the choices in
+ * kernel the graph builder can emit: fp32 MatMul, int8 weights with per-column scales and activations
+ * quantized per tensor (DynamicQuantizeMatMul) or per row (MatMulIntegerToFloat), and MatMulNBits
+ * (4 or 8 bits, block 32 or 128, int8 activations = accuracy level 4, or fp32 = level 0). Prints a markdown table; the choices in
  * server/model/build/recipes.ts cite it (docs/performance.md).
  */
 import fs from 'node:fs';
@@ -33,6 +33,7 @@ const SHAPES: Shape[] = [
 const KERNELS: { label: string; kernel: LinearKernel }[] = [
   { label: 'fp32 MatMul', kernel: { kind: 'f32' } },
   { label: 'int8 DynamicQuantizeMatMul', kernel: { kind: 'dqmm' } },
+  { label: 'int8 per-row MatMulIntegerToFloat', kernel: { kind: 'int8-row' } },
   { label: 'MatMulNBits 8-bit b32 acc4', kernel: { kind: 'nbits', bits: 8, blockSize: 32, accuracyLevel: 4 } },
   { label: 'MatMulNBits 4-bit b32 acc4', kernel: { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 } },
   { label: 'MatMulNBits 4-bit b128 acc4', kernel: { kind: 'nbits', bits: 4, blockSize: 128, accuracyLevel: 4 } },
@@ -84,10 +85,11 @@ try {
     }
   }
   // The chosen kernel of each phase on one core and on two.
-  for (const [shape, label, kernel, m] of [
-    [SHAPES[0]!, 'MatMulNBits 4-bit b32 acc4', KERNELS[3]!.kernel, 1],
-    [SHAPES[1]!, 'int8 DynamicQuantizeMatMul', KERNELS[1]!.kernel, 786],
+  for (const [shape, label, m] of [
+    [SHAPES[0]!, 'MatMulNBits 4-bit b32 acc4', 1],
+    [SHAPES[1]!, 'int8 per-row MatMulIntegerToFloat', 786],
   ] as const) {
+    const kernel = KERNELS.find((k) => k.label === label)!.kernel;
     const one = (await measure(shape, kernel, [m], 1)).ms[0]!;
     const two = (await measure(shape, kernel, [m], 2)).ms[0]!;
     threadLines.push(`| ${shape.name} | ${label} | ${m} | ${one.toFixed(2)} | ${two.toFixed(2)} |`);

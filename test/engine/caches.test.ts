@@ -44,28 +44,47 @@ function sameOutput(t: Test, got: Collected, want: Collected, what: string): voi
   t.ok(worst < 1e-4, `${what}: logprobs within 1e-4 (max diff ${worst.toExponential(2)})`);
 }
 
-t.test('a 4-step episode: same outputs as without caches, one encode per screenshot, only new rows prefilled', async (t) => {
+/** Runs the episode through both models; each step's outputs must match and reuse only the earlier prompt. */
+async function episode(t: Test, withCaches: LoadedModel, without: LoadedModel): Promise<void> {
   const answers: string[] = [];
-  const before = { ...cached.engine.stats };
   for (let step = 0; step < screenshots.length; step++) {
-    const prompt = episodePrompt(cached, answers);
+    const prompt = episodePrompt(withCaches, answers);
     const images = screenshots.slice(0, step + 1);
-    const withCaches = await collect(cached.engine.generate(greedyRequest(prompt, images, 12)));
-    const without = await collect(uncached.engine.generate(greedyRequest(prompt, images, 12)));
-    sameOutput(t, withCaches, without, `step ${step + 1}`);
-    t.equal(without.done.cachedTokens, 0, `step ${step + 1}: caches off reuse nothing`);
+    const got = await collect(withCaches.engine.generate(greedyRequest(prompt, images, 12)));
+    const want = await collect(without.engine.generate(greedyRequest(prompt, images, 12)));
+    sameOutput(t, got, want, `step ${step + 1}`);
+    t.equal(want.done.cachedTokens, 0, `step ${step + 1}: caches off reuse nothing`);
     if (step > 0) {
       // Everything up to the previous step's generation prompt is reused; its answer and the new screenshot are not.
-      const newRows = withCaches.done.promptTokens - withCaches.done.cachedTokens;
-      t.ok(withCaches.done.cachedTokens > 0, `step ${step + 1}: ${withCaches.done.cachedTokens} prompt tokens from the prefix cache`);
+      const newRows = got.done.promptTokens - got.done.cachedTokens;
+      t.ok(got.done.cachedTokens > 0, `step ${step + 1}: ${got.done.cachedTokens} prompt tokens from the prefix cache`);
       t.ok(newRows <= screenshots[step]!.numImageTokens + 40, `step ${step + 1}: ${newRows} rows prefilled (new screenshot ${screenshots[step]!.numImageTokens} + answer and template)`);
     }
-    answers.push(cached.tokenizer.decode(withCaches.tokens.map((e) => e.token), true));
+    answers.push(withCaches.tokenizer.decode(got.tokens.map((e) => e.token), true));
   }
+}
+
+t.test('a 4-step episode: same outputs as without caches, one encode per screenshot, only new rows prefilled', async (t) => {
+  const before = { ...cached.engine.stats };
+  await episode(t, cached, uncached);
   const s = cached.engine.stats;
   t.equal(s.imageCacheMisses - before.imageCacheMisses, screenshots.length, 'each screenshot encoded once');
   t.equal(s.prefixCacheHits - before.prefixCacheHits, screenshots.length - 1, 'steps 2..4 hit the prefix cache');
 });
+
+// Quantized prompts quantize each row's activations on its own, so the rows a prompt reuses equal
+// the rows its uncached prefill computes (server/model/build/layers.ts, int8-row).
+for (const format of ['int8', 'int4'] as const) {
+  t.test(`${format}: the same episode gives the same outputs with and without caches`, async (t) => {
+    const withCaches = await loadTinyModel({ format });
+    const without = await loadTinyModel({ format, imageCacheBytes: 0, prefixCacheBytes: 0 });
+    t.teardown(async () => {
+      await withCaches.runner.release();
+      await without.runner.release();
+    });
+    await episode(t, withCaches, without);
+  });
+}
 
 t.test('identical text with a different screenshot never reuses the other image', async (t) => {
   const prompt = episodePrompt(cached, []);

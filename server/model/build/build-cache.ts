@@ -23,7 +23,7 @@ import { graphRecipe, type GraphRecipe } from './recipes.ts';
 import { buildVisionEncoder } from './vision-encoder.ts';
 
 /** Bump whenever the graphs the builders emit change. */
-export const GRAPH_BUILDER_VERSION = 6;
+export const GRAPH_BUILDER_VERSION = 7;
 
 export interface BuildModelOptions {
   format: WeightFormat;

@@ -13,13 +13,17 @@ export type WeightFormat = 'f32' | 'int8' | 'int4';
  * and decided in recipes.ts.
  * - f32:   MatMul on float32 weights.
  * - dqmm:  DynamicQuantizeMatMul: int8 weights with one scale per output column, activations
- *          quantized per tensor at run time (fast int8 GEMM for many rows).
+ *          quantized per tensor at run time: a row's result depends on the other rows of its run.
+ * - int8-row: the same int8 weights and GEMM (MatMulIntegerToFloat), activations quantized per row
+ *          (each row's own max |x| / 127), then each output row rescaled: a row's result is the same
+ *          whatever other rows share its run (batched sequences, prompt chunks, a cached prefix).
  * - nbits: MatMulNBits: 4- or 8-bit block-quantized weights (one scale per block of K);
  *          accuracyLevel 4 multiplies int8 activations (quantized per block), 0 in fp32.
  */
 export type LinearKernel =
   | { kind: 'f32' }
   | { kind: 'dqmm' }
+  | { kind: 'int8-row' }
   | { kind: 'nbits'; bits: QuantBits; blockSize: number; accuracyLevel: number };
 
 /** Transposes a row-major [rows, cols] matrix. */
@@ -67,11 +71,12 @@ export function linear(
     // ORT fuses MatMul + Add into one Gemm where it can
     return bias ? g.op('Add', [y, bname], {}, { name: `${scope}/Add` }) : y;
   }
-  // the quantized kernels add the bias as they write their output: no second pass over it
-  if (kernel.kind === 'dqmm') {
+  // DynamicQuantizeMatMul and MatMulNBits add the bias as they write their output: no second pass over it
+  if (kernel.kind === 'dqmm' || kernel.kind === 'int8-row') {
     const q = quantizePerColumnInt8(w, n, k);
     g.initializer(`${wname}.q8`, q.data, [k, n]);
     g.initializer(`${wname}.scales`, q.scales, [n]);
+    if (kernel.kind === 'int8-row') return int8RowLinear(g, x, scope, `${wname}.q8`, `${wname}.scales`, bias ? bname : undefined);
     const inputs = [x, `${wname}.q8`, `${wname}.scales`, ...(bias ? ['', bname] : [])]; // '': no zero point
     return g.op('DynamicQuantizeMatMul', inputs, {}, { name: `${scope}/DynamicQuantizeMatMul`, domain: MS_DOMAIN });
   }
@@ -86,6 +91,30 @@ export function linear(
     name: `${scope}/MatMulNBits`,
     domain: MS_DOMAIN,
   });
+}
+
+/**
+ * x quantized per row, symmetric: s = max|x| / 127 per row, q = round(x / s) + 128 as uint8, then
+ * y = s * (q - 128) W8 (+ b). The GEMM's output scale is one number, so each row's scale is applied
+ * as its own pass over the output.
+ */
+function int8RowLinear(g: GraphBuilder, x: string, scope: string, q8: string, scales: string, bias: string | undefined): string {
+  const zeroPoint = g.constUint8(128);
+  const absMax = g.op('ReduceMax', [g.op('Abs', [x], {}, { name: `${scope}/rows/Abs` })], { axes: attr.ints([-1]), keepdims: 1 }, {
+    name: `${scope}/rows/ReduceMax`,
+  });
+  // an all-zero row keeps a tiny scale instead of dividing by zero
+  const scale = g.op('Max', [g.op('Div', [absMax, g.constFloat(127)], {}, { name: `${scope}/rows/Div` }), g.constFloat(1e-30)], {}, {
+    name: `${scope}/rows/Max`,
+  });
+  const unit = g.op('Div', [x, scale], {}, { name: `${scope}/rows/normalize/Div` });
+  const quantized = g.op('QuantizeLinear', [unit, g.constFloat(1), zeroPoint], {}, { name: `${scope}/rows/QuantizeLinear` });
+  const y = g.op('MatMulIntegerToFloat', [quantized, q8, g.constFloat(1), scales, zeroPoint], {}, {
+    name: `${scope}/MatMulIntegerToFloat`,
+    domain: MS_DOMAIN,
+  });
+  const scaled = g.op('Mul', [y, scale], {}, { name: `${scope}/rows/rescale/Mul` });
+  return bias ? g.op('Add', [scaled, bias], {}, { name: `${scope}/Add` }) : scaled;
 }
 
 export function layerNorm(g: GraphBuilder, x: string, scope: string, weight: Float32Array, bias: Float32Array, eps: number): string {

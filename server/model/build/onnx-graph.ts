@@ -111,7 +111,7 @@ export class GraphBuilder {
   private readonly initializers: OnnxTypes.ITensorProto[] = [];
   private nodes: OnnxTypes.INodeProto[] = [];
   private readonly usedNames = new Set<string>();
-  private readonly constCache = new Map<string, string>();
+  private readonly constCache = new Set<string>();
   private readonly externalPath: string | undefined;
   private readonly threshold: number;
   private fd: number | undefined;
@@ -178,24 +178,26 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A small constant initializer, deduplicated by value. */
+  /** Small constant initializers (int64 vector or scalar, uint8, float), deduplicated by value. */
   constInt64(values: readonly number[], scalar = false): string {
-    const key = `i64:${scalar ? 's' : 'v'}:${values.join(',')}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const name = `/model/constants/INT64/${scalar ? '' : '['}${values.join('_')}${scalar ? '' : ']'}`;
-    this.initializer(name, BigInt64Array.from(values.map(BigInt)), scalar ? [] : [values.length]);
-    this.constCache.set(key, name);
-    return name;
+    const label = `${scalar ? '' : '['}${values.join('_')}${scalar ? '' : ']'}`;
+    return this.constant(`/model/constants/INT64/${label}`, BigInt64Array.from(values.map(BigInt)), scalar ? [] : [values.length]);
+  }
+
+  constUint8(value: number): string {
+    return this.constant(`/model/constants/UINT8/${value}`, Uint8Array.of(value), []);
   }
 
   constFloat(value: number): string {
-    const key = `f32:${value}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const name = `/model/constants/FLOAT/${value}`;
-    this.initializer(name, Float32Array.of(value), []);
-    this.constCache.set(key, name);
+    return this.constant(`/model/constants/FLOAT/${value}`, Float32Array.of(value), []);
+  }
+
+  /** The name says type and value, so it is the deduplication key too. */
+  private constant(name: string, data: TypedArray, dims: readonly number[]): string {
+    if (!this.constCache.has(name)) {
+      this.initializer(name, data, dims);
+      this.constCache.add(name);
+    }
     return name;
   }
 

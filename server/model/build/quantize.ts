@@ -93,8 +93,8 @@ export function dequantizeBlockwise(qw: QuantizedWeight): Float32Array {
 }
 
 /**
- * DynamicQuantizeMatMul's weight layout: int8 B [K, N] (the transposed Linear weight) with one
- * symmetric scale per output column n: scale = max_k |W[n, k]| / 63, zero point 0.
+ * The int8 GEMM's weight layout (MatMulIntegerToFloat, DynamicQuantizeMatMul): int8 B [K, N] (the
+ * transposed Linear weight) with one symmetric scale per output column n: scale = max_k |W[n, k]| / 63, zero point 0.
  * 7-bit range, as ONNX Runtime's own quantizer does (reduce_range): without AVX-512 VNNI the int8
  * GEMM multiplies u8 x s8 pairs into saturating 16-bit sums (255 * 127 * 2 overflows), which gave
  * a 34% error on a random layer here; with |q| <= 63 the sum fits and the error is 0.9%.

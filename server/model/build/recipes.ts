@@ -1,13 +1,16 @@
 /**
  * Which kernel each phase runs, per weight format: the one place these choices live.
  * The measurements behind them are in docs/performance.md ("Kernels per phase", bench/kernels.ts):
- * - many rows (vision: 1856 patches; prefill: a whole prompt): int8 DynamicQuantizeMatMul runs
- *   int8 GEMMs faster than MatMulNBits (which dequantizes blocks as it goes) and than fp32;
+ * - many rows (vision: 1856 patches; prefill: a whole prompt): int8 GEMMs run faster than MatMulNBits
+ *   (which dequantizes blocks as it goes) and than fp32. Activations are quantized per row
+ *   (int8-row): as fast as DynamicQuantizeMatMul's one scale per tensor, and a row's result no
+ *   longer depends on the other rows of its run, so prompt chunks, the prefix cache and batches
+ *   give exactly what one sequence alone gives;
  * - one row per sequence (decode): reading the weights is the cost. int4 needs MatMulNBits (4-bit
  *   blocks, int8 activations), so int4 builds a second decoder graph for decode steps over the same
- *   KV cache. At int8 DynamicQuantizeMatMul also wins at one row (0.79 ms against 1.96 ms for
- *   MatMulNBits 8-bit on the LM's MLP up projection; 1.50 against 5.93 ms at 8 rows), so int8 keeps
- *   one graph for both phases, like f32;
+ *   KV cache. At int8 the int8 GEMM also wins at one row (0.79 ms against 1.96 ms for MatMulNBits
+ *   8-bit on the LM's MLP up projection; 1.50 against 5.93 ms at 8 rows), so int8 keeps one graph
+ *   for both phases, like f32;
  * - attention picks its operators per phase inside every graph (attention.ts).
  * f32 keeps full precision everywhere (the default: users of quantized UI-TARS builds report worse
  * grounding).
@@ -32,7 +35,7 @@ export interface GraphRecipe {
 }
 
 const F32: LinearKernel = { kind: 'f32' };
-const INT8_GEMM: LinearKernel = { kind: 'dqmm' };
+const INT8_GEMM: LinearKernel = { kind: 'int8-row' };
 const INT4: LinearKernel = { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 };
 
 export function graphRecipe(format: WeightFormat): GraphRecipe {

@@ -228,6 +228,52 @@ t.test('untied lm_head', async (t) => {
   t.ok(d < TOL, `untied vs reference: ${d.toExponential(2)}`);
 });
 
+t.test('quantized prompts: a row gets the same values whatever rows share its run (chunks, batches)', async (t) => {
+  // Activations are quantized per row (layers.ts, int8-row), so a prompt prefilled whole equals the
+  // same prompt in chunks (what the prefix cache reuses) and a batch equals each sequence alone.
+  for (const format of ['int8', 'int4'] as const) {
+    const recipe = graphRecipe(format);
+    const p = path.join(dir, `rows-${format}.onnx`);
+    buildDecoder(cfg, weights, p, recipe.prefill, recipe.decode ? 'prefill' : 'both');
+    const s = await session(p);
+    const whole = makeKv(cfg, 1, 40);
+    const w = await runDecoder(s, cfg, { ids: [seqA.slice(0, 16)], positions: [range(0, 16)], seqlensK: [15], totalLen: 16, logitsIndex: range(6, 16) }, whole);
+    const chunked = makeKv(cfg, 1, 40);
+    await runDecoder(s, cfg, { ids: [seqA.slice(0, 6)], positions: [range(0, 6)], seqlensK: [5], totalLen: 6, logitsIndex: [5] }, chunked);
+    const c = await runDecoder(s, cfg, { ids: [seqA.slice(6, 16)], positions: [range(6, 16)], seqlensK: [15], totalLen: 16, logitsIndex: range(0, 10) }, chunked);
+    t.equal(maxAbsDiff(c.logits, w.logits), 0, `${format}: a prompt in two chunks gives the logits of the whole prompt`);
+    t.equal(Math.max(...whole.map((kv, i) => maxAbsDiff(kv.data as Float32Array, chunked[i]!.data as Float32Array))), 0, `${format}: and the same KV rows`);
+
+    const la = 9, lb = 4;
+    const both = makeKv(cfg, 2, 40);
+    const pre = await runDecoder(s, cfg, {
+      ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]],
+      positions: [range(0, la), range(0, la)],
+      seqlensK: [la - 1, lb - 1],
+      totalLen: la,
+      logitsIndex: [la - 1, la + lb - 1],
+    }, both);
+    const aloneA = makeKv(cfg, 1, 40), aloneB = makeKv(cfg, 1, 40);
+    const a = await runDecoder(s, cfg, { ids: [seqA.slice(0, la)], positions: [range(0, la)], seqlensK: [la - 1], totalLen: la, logitsIndex: [la - 1] }, aloneA);
+    const b = await runDecoder(s, cfg, { ids: [seqB.slice(0, lb)], positions: [range(0, lb)], seqlensK: [lb - 1], totalLen: lb, logitsIndex: [lb - 1] }, aloneB);
+    const batchDiff = Math.max(maxAbsDiff(row(pre.logits, 0), a.logits), maxAbsDiff(row(pre.logits, 1), b.logits));
+    if (format === 'int8') {
+      t.equal(batchDiff, 0, 'int8: a batch of two prompts gives each prompt\'s logits alone');
+      // int8 decodes through the same graph; int4's decode kernel (MatMulNBits) takes another path
+      // for one row than for several, which differs in the last bits (README, weight formats).
+      const d = await runDecoder(s, cfg, { ids: [[seqA[la]!], [seqB[lb]!]], positions: [[la], [lb]], seqlensK: [la, lb], totalLen: la + 1, logitsIndex: [0, 1] }, both);
+      const da = await runDecoder(s, cfg, { ids: [[seqA[la]!]], positions: [[la]], seqlensK: [la], totalLen: la + 1, logitsIndex: [0] }, aloneA);
+      const db = await runDecoder(s, cfg, { ids: [[seqB[lb]!]], positions: [[lb]], seqlensK: [lb], totalLen: lb + 1, logitsIndex: [0] }, aloneB);
+      t.equal(Math.max(maxAbsDiff(row(d.logits, 0), da.logits), maxAbsDiff(row(d.logits, 1), db.logits)), 0, 'int8: a batched decode step gives each sequence\'s step alone');
+    } else {
+      // int4's lm_head runs MatMulNBits, whose one-row path differs from its several-row path in the last bits
+      t.ok(batchDiff <= 1e-6 * maxAbs(a.logits), `int4: a batch of two prompts gives each prompt's logits alone to the last bits (${batchDiff.toExponential(2)})`);
+    }
+    const rowsA = Math.max(...aloneA.map((kv, i) => maxAbsDiff(kv.data as Float32Array, (both[i]!.data as Float32Array).subarray(0, kv.data.length))));
+    t.equal(rowsA, 0, `${format}: the batch's KV rows of a sequence are its KV rows alone`);
+  }
+});
+
 t.test('int8 / int4 logits drift vs f32 (same input, 20 decode steps)', async (t) => {
   // prompt rows through one graph, decode steps through another (the same one for f32 and int8)
   const runSeq = async (prefillPath: string, decodePath: string) => {

@@ -37,6 +37,7 @@ t.test('f32 vision encoder equals the float64 reference', async (t) => {
 
 t.test('int8 / int4 vision drift vs the reference', async (t) => {
   const kernels = [
+    ['int8 per-row activations', { kind: 'int8-row' }, 0.05],
     ['int8 DynamicQuantizeMatMul', { kind: 'dqmm' }, 0.05],
     ['MatMulNBits 8-bit', { kind: 'nbits', bits: 8, blockSize: 32, accuracyLevel: 4 }, 0.05],
     ['MatMulNBits 4-bit', { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 }, 0.3],

@@ -5,8 +5,8 @@
  * row counts of each phase (decode 1 and 8 rows, prefill 786 rows, vision 1856 patches), for each
  * kernel the graph builder can emit: fp32 MatMul, int8 weights with per-column scales and activations
  * quantized per tensor (DynamicQuantizeMatMul) or per row (MatMulIntegerToFloat), and MatMulNBits
- * (4 or 8 bits, block 32 or 128, int8 activations = accuracy level 4, or fp32 = level 0). Prints a markdown table; the choices in
- * server/model/build/recipes.ts cite it (docs/performance.md).
+ * (4 or 8 bits, block 32 or 128, int8 activations = accuracy level 4, or fp32 = level 0). Prints a
+ * markdown table; the choices in server/model/build/recipes.ts cite it (docs/performance.md).
  */
 import fs from 'node:fs';
 import os from 'node:os';

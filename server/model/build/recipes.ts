@@ -2,10 +2,10 @@
  * Which kernel each phase runs, per weight format: the one place these choices live.
  * The measurements behind them are in docs/performance.md ("Kernels per phase", bench/kernels.ts):
  * - many rows (vision: 1856 patches; prefill: a whole prompt): int8 GEMMs run faster than MatMulNBits
- *   (which dequantizes blocks as it goes) and than fp32. Activations are quantized per row
- *   (int8-row): as fast as DynamicQuantizeMatMul's one scale per tensor, and a row's result no
- *   longer depends on the other rows of its run, so prompt chunks, the prefix cache and batches
- *   give exactly what one sequence alone gives;
+ *   (which dequantizes blocks as it goes) and than fp32. The decoder quantizes activations per row
+ *   (int8-row), so a row's result does not depend on the other rows of its run: prompt chunks, the
+ *   prefix cache and batches give exactly what one sequence alone gives (an int8 prompt and decode
+ *   step ran as fast as with DynamicQuantizeMatMul's one scale per tensor);
  * - one row per sequence (decode): reading the weights is the cost. int4 needs MatMulNBits (4-bit
  *   blocks, int8 activations), so int4 builds a second decoder graph for decode steps over the same
  *   KV cache. At int8 the int8 GEMM also wins at one row (0.79 ms against 1.96 ms for MatMulNBits
@@ -35,16 +35,20 @@ export interface GraphRecipe {
 }
 
 const F32: LinearKernel = { kind: 'f32' };
-const INT8_GEMM: LinearKernel = { kind: 'int8-row' };
+// The vision encoder runs one image at a time, so one activation scale per tensor (the faster of
+// the two) keeps an image's embedding independent of anything else; decoder runs hold rows of
+// several sequences or chunks, which need a scale per row.
+const INT8_IMAGE: LinearKernel = { kind: 'dqmm' };
+const INT8_ROWS: LinearKernel = { kind: 'int8-row' };
 const INT4: LinearKernel = { kind: 'nbits', bits: 4, blockSize: 32, accuracyLevel: 4 };
 
 export function graphRecipe(format: WeightFormat): GraphRecipe {
   if (format === 'f32') return { vision: F32, prefill: { layers: F32, lmHead: F32, embeddings: 'f32' }, decode: null };
-  if (format === 'int8') return { vision: INT8_GEMM, prefill: { layers: INT8_GEMM, lmHead: INT8_GEMM, embeddings: 'int8' }, decode: null };
+  if (format === 'int8') return { vision: INT8_IMAGE, prefill: { layers: INT8_ROWS, lmHead: INT8_ROWS, embeddings: 'int8' }, decode: null };
   // Prefill needs logits for one row per sequence: the lm_head runs the decode kernel there too.
   return {
-    vision: INT8_GEMM,
-    prefill: { layers: INT8_GEMM, lmHead: INT4, embeddings: 'int8' },
+    vision: INT8_IMAGE,
+    prefill: { layers: INT8_ROWS, lmHead: INT4, embeddings: 'int8' },
     decode: { layers: INT4, lmHead: INT4, embeddings: 'int8' },
   };
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import onnxProto from 'onnx-proto';
+import type * as ort from 'onnxruntime-node';
 import { buildDecoder } from '../../../server/model/build/decoder.ts';
 import { graphRecipe } from '../../../server/model/build/recipes.ts';
 import { ORT_ENVIRONMENT } from '../../../server/model/runtime/ort-environment.ts';
@@ -33,6 +34,17 @@ const row = (x: Float32Array, i: number) => x.subarray(i * V, (i + 1) * V);
 const refA = refRows(cfg, weights, seqA);
 const refB = refRows(cfg, weights, seqB);
 const TOL = 1e-4;
+
+/** The first la tokens of seqA and lb < la of seqB as one right-padded batch of two; logits of each last token. */
+function prefillPair(s: ort.InferenceSession, la: number, lb: number, kv: ort.Tensor[]) {
+  return runDecoder(s, cfg, {
+    ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]],
+    positions: [range(0, la), range(0, la)],
+    seqlensK: [la - 1, lb - 1],
+    totalLen: la,
+    logitsIndex: [la - 1, la + lb - 1],
+  }, kv);
+}
 
 t.test('graph interface', async (t) => {
   const s = await session(f32Path);
@@ -164,13 +176,7 @@ t.test('batch of 2: right-padded prefill of different lengths, then decode with 
   const s = await session(f32Path);
   const kv = makeKv(cfg, 2, 40);
   const la = 9, lb = 4;
-  const pre = await runDecoder(s, cfg, {
-    ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]],
-    positions: [range(0, la), range(0, la)],
-    seqlensK: [la - 1, lb - 1],
-    totalLen: la,
-    logitsIndex: [la - 1, la + lb - 1],
-  }, kv);
+  const pre = await prefillPair(s, la, lb, kv);
   const dPre = Math.max(maxAbsDiff(row(pre.logits, 0), refA(la - 1)), maxAbsDiff(row(pre.logits, 1), refB(lb - 1)));
   t.ok(dPre < TOL, `right-padded prefill vs reference: ${dPre.toExponential(2)}`);
 
@@ -246,13 +252,7 @@ t.test('quantized prompts: a row gets the same values whatever rows share its ru
 
     const la = 9, lb = 4;
     const both = makeKv(cfg, 2, 40);
-    const pre = await runDecoder(s, cfg, {
-      ids: [seqA.slice(0, la), [...seqB.slice(0, lb), ...new Array(la - lb).fill(0)]],
-      positions: [range(0, la), range(0, la)],
-      seqlensK: [la - 1, lb - 1],
-      totalLen: la,
-      logitsIndex: [la - 1, la + lb - 1],
-    }, both);
+    const pre = await prefillPair(s, la, lb, both);
     const aloneA = makeKv(cfg, 1, 40), aloneB = makeKv(cfg, 1, 40);
     const a = await runDecoder(s, cfg, { ids: [seqA.slice(0, la)], positions: [range(0, la)], seqlensK: [la - 1], totalLen: la, logitsIndex: [la - 1] }, aloneA);
     const b = await runDecoder(s, cfg, { ids: [seqB.slice(0, lb)], positions: [range(0, lb)], seqlensK: [lb - 1], totalLen: lb, logitsIndex: [lb - 1] }, aloneB);

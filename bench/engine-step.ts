@@ -95,7 +95,7 @@ const r = runs[Math.floor(runs.length / 2)]!;
 console.log(
   JSON.stringify({
     format: o.format,
-    buildSeconds: model.buildMs / 1000,
+    buildSeconds: model.graphsCached ? null : model.buildMs / 1000,
     sessionSeconds: model.loadMs / 1000,
     loadSeconds,
     peakRssGiB: process.resourceUsage().maxRSS / 1024 ** 2,

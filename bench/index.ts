@@ -39,7 +39,8 @@ const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
 
 interface StepResult {
   format: string;
-  buildSeconds: number;
+  /** null: the graphs came from the build cache. */
+  buildSeconds: number | null;
   loadSeconds: number;
   peakRssGiB: number;
   imageTokens: number;
@@ -187,7 +188,6 @@ if (steps.length > 0 && roof) {
     '| format | image s | vision s | prefill s (tok/s) | decode s (tok/s) | **step s** | bound s | prefill of GEMM peak | decode of bandwidth | peak RSS GiB | load s (first build s) |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   );
-  // A full-size build takes a minute or more; under a second, the graphs came from the build cache.
   for (const r of steps) {
     const w = work(cfg, r.imageTokens);
     const gemm = (r.format === 'f32' ? roof.f32Gflops : roof.int8Gops) * 1e9;
@@ -198,7 +198,7 @@ if (steps.length > 0 && roof) {
     const decodeBytes = decodeWeightBytes(w, r.format) + w.kvBytesPerToken * (r.promptTokens + r.completionTokens / 2);
     const decodeOfBw = (decodeBytes * r.decodeTokensPerSecond) / (roof.bandwidthGBs * 1e9);
     md.push(
-      `| ${r.format} | ${f(r.imageSeconds, 2)} | ${f(r.visionSeconds)} | ${f(r.prefillSeconds)} (${f(r.prefillTokensPerSecond, 0)}) | ${f(r.decodeSeconds)} (${f(r.decodeTokensPerSecond, 2)}) | **${f(r.stepSeconds)}** | ${f(bound)} | ${pct(prefillOfPeak)} | ${pct(decodeOfBw)} | ${f(r.peakRssGiB)} | ${f(r.loadSeconds)} (${r.buildSeconds >= 1 ? f(r.buildSeconds) : 'cached'}) |`,
+      `| ${r.format} | ${f(r.imageSeconds, 2)} | ${f(r.visionSeconds)} | ${f(r.prefillSeconds)} (${f(r.prefillTokensPerSecond, 0)}) | ${f(r.decodeSeconds)} (${f(r.decodeTokensPerSecond, 2)}) | **${f(r.stepSeconds)}** | ${f(bound)} | ${pct(prefillOfPeak)} | ${pct(decodeOfBw)} | ${f(r.peakRssGiB)} | ${f(r.loadSeconds)} (${r.buildSeconds === null ? 'cached' : f(r.buildSeconds)}) |`,
     );
   }
   md.push('', 'Decode bytes per token: every decoder-layer weight plus the tied lm_head at the decode graph\'s storage size (f32 4 B, int8 1 B, int4 0.625 B per parameter), plus the float32 KV cache of the context (56 KiB per token). The seed took about 60 minutes per step on a laptop CPU; llama.cpp q4_0 took about 32 s on the machine of shared/reference/peer-llamacpp.md.', '');

@@ -38,6 +38,8 @@ function build(g: GraphBuilder): void {
   g.output(out!, 'float32', [1, 's', HEADS * HEAD_DIM]);
 }
 
+const t = (dims: number[], seed: number): ort.Tensor => new ort.Tensor('float32', randomArray(dims.reduce((a, b) => a * b), seed), dims);
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-attention-'));
 const saved = process.env.ORT_GQA_DISABLE_FLASH_ATTENTION;
 const ms: number[][] = SHAPES.map(() => []);
@@ -48,7 +50,6 @@ try {
     for (const [i, [s, p]] of SHAPES.entries()) {
       // the engine's buffer: the cached rows plus this prompt's, in steps of 256 tokens
       const buffer = Math.ceil((p + s) / 256) * 256;
-      const t = (dims: number[], seed: number) => new ort.Tensor('float32', randomArray(dims.reduce((a, b) => a * b), seed), dims);
       const feeds = {
         query: t([1, s, HEADS * HEAD_DIM], 1),
         key: t([1, s, KV_HEADS * HEAD_DIM], 2),

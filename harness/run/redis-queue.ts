@@ -159,6 +159,16 @@ export class RedisTaskQueue implements SharedQueue {
     return this.worker;
   }
 
+  private get m(): RespClient {
+    if (!this.meta) throw new Error('the Redis queue is not connected');
+    return this.meta;
+  }
+
+  /** A key of this project's own, beside BullMQ's keys of the queue. */
+  private key(name: 'taskset' | 'seeding'): string {
+    return `bull:${this.o.name}:osworld-${name}`;
+  }
+
   /** Jobs waiting or running anywhere (0: the trial's queue is drained). */
   async openJobs(): Promise<number> {
     const counts = await this.q.getJobCounts(...OPEN_STATES);
@@ -168,11 +178,11 @@ export class RedisTaskQueue implements SharedQueue {
   /** The task set of the queue's jobs must be this process's (else two lists would mix in one trial). */
   private async checkTaskSet(): Promise<void> {
     const hash = this.o.taskSetHash;
-    if (!hash || !this.meta) return;
-    const key = `bull:${this.o.name}:osworld-taskset`;
-    const set = await this.meta.send<RespValue>('SET', [key, hash, 'NX']);
+    if (!hash) return;
+    const key = this.key('taskset');
+    const set = await this.m.send<RespValue>('SET', [key, hash, 'NX']);
     if (set === 'OK') return;
-    const theirs = await this.meta.get(key);
+    const theirs = await this.m.get(key);
     if (theirs === hash) return;
     const open = await this.openJobs();
     if (open > 0) {
@@ -181,7 +191,7 @@ export class RedisTaskQueue implements SharedQueue {
       );
     }
     this.o.log(`queue ${this.o.name}: the task set changed since the queue's last tasks (hash ${String(theirs).slice(0, 12)} -> ${hash.slice(0, 12)}); the queue was drained, so it now follows this run's`);
-    await this.meta.send('SET', [key, hash]);
+    await this.m.send('SET', [key, hash]);
   }
 
   /**
@@ -190,15 +200,13 @@ export class RedisTaskQueue implements SharedQueue {
    * second add of a job id, but both would report it added).
    */
   private async seeding<T>(fn: () => Promise<T>): Promise<T> {
-    const meta = this.meta;
-    if (!meta) throw new Error('the Redis queue is not connected');
-    const key = `bull:${this.o.name}:osworld-seeding`;
+    const key = this.key('seeding');
     // held for at most a minute, so a process that dies while seeding does not block the queue for good
-    while ((await meta.send<RespValue>('SET', [key, this.id, 'NX', 'PX', '60000'])) !== 'OK') await sleep(50);
+    while ((await this.m.send<RespValue>('SET', [key, this.id, 'NX', 'PX', '60000'])) !== 'OK') await sleep(50);
     try {
       return await fn();
     } finally {
-      if ((await meta.get(key)) === this.id) await meta.send('DEL', [key]);
+      if ((await this.m.get(key)) === this.id) await this.m.send('DEL', [key]);
     }
   }
 

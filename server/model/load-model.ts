@@ -35,6 +35,8 @@ export interface LoadedModel {
   runner: ModelRunner;
   maxModelLen: number;
   buildMs: number;
+  /** True when the ONNX graphs came from the build cache (buildMs is then only the cache lookup). */
+  graphsCached: boolean;
   loadMs: number;
 }
 
@@ -62,5 +64,5 @@ export async function loadModel(dir: string, opts: ModelOptions): Promise<Loaded
   const runner = await ModelRunner.create(config, graphs, kv, opts.threads ? { threads: opts.threads } : {});
   const tokenizer = ChatTokenizer.fromFiles(checkpoint.files);
   const engine = new Engine(runner, tokenizer, opts);
-  return { checkpoint, tokenizer, engine, runner, maxModelLen, buildMs: t1 - t0, loadMs: performance.now() - t1 };
+  return { checkpoint, tokenizer, engine, runner, maxModelLen, buildMs: t1 - t0, graphsCached: graphs.cached, loadMs: performance.now() - t1 };
 }

@@ -49,6 +49,7 @@ export interface ServerConfig {
   maxImageBytes: number;
   maxImagePixels: number;
   bodyLimitMiB: number;
+  requestTimeoutSeconds: number;
   drainSeconds: number;
   logFile: string | null;
   /** When set, /v1/* and /tokenize require `Authorization: Bearer <apiKey>`. */
@@ -157,6 +158,7 @@ export const SETTINGS: AnySetting[] = [
   { key: 'maxImageBytes', flag: '--max-image-bytes', env: 'MAX_IMAGE_BYTES', default: 20 * 1024 * 1024, parse: int('--max-image-bytes', 1), description: 'encoded size limit per image' },
   { key: 'maxImagePixels', flag: '--max-image-pixels', env: 'MAX_IMAGE_PIXELS', default: 40_000_000, parse: int('--max-image-pixels', 1), description: 'decoded size limit per image (decompression bombs)' },
   { key: 'bodyLimitMiB', flag: '--max-body-mib', env: 'MAX_BODY_MIB', default: 128, parse: num('--max-body-mib', 0.001), description: 'request body limit; the default fits 15+ base64 full-resolution PNG screenshots' },
+  { key: 'requestTimeoutSeconds', flag: '--request-timeout-seconds', env: 'REQUEST_TIMEOUT_SECONDS', default: 120, parse: num('--request-timeout-seconds', 0.1), description: 'time to receive a whole request (headers and body); a client that stalls is answered 408 and its place in the queue is freed' },
   { key: 'drainSeconds', flag: '--drain-seconds', env: 'DRAIN_SECONDS', default: 30, parse: num('--drain-seconds', 0), description: 'on SIGTERM, how long running requests may finish' },
   { key: 'logFile', flag: '--log-file', env: 'LOG_FILE', default: null, parse: (s) => s, description: 'also write the JSON log here' },
   { key: 'apiKey', flag: '--api-key', env: 'API_KEY', default: null, parse: parseApiKey, description: 'when set, /v1/*, /tokenize and every other route but /health, /metrics and the API docs require "Authorization: Bearer KEY"; prefer the variable (flags show in ps)' },

@@ -36,9 +36,13 @@ export interface AppDeps {
 
 export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logger'] = false): Promise<FastifyInstance> {
   const bodyLimit = Math.floor(deps.config.bodyLimitMiB * 1024 * 1024);
+  const requestTimeoutMs = Math.round(deps.config.requestTimeoutSeconds * 1000);
   const app = Fastify({
     logger,
     bodyLimit,
+    // Node's own clock for receiving a request: without it a client that sends headers and then
+    // stalls would hold its admission place forever (Fastify's default is no limit).
+    requestTimeout: requestTimeoutMs,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     clientErrorHandler,
     // Errors Fastify raises before routing (a malformed URL escape): OpenAI's shape too.
@@ -49,7 +53,8 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
       void (reply as FastifyReply).status(400).send(apiError.toBody());
     },
     // A request without Host is answered by the hook below, in OpenAI's shape, not by Node.
-    http: { requireHostHeader: false },
+    // Node checks that clock every connectionsCheckingInterval (30 s by default).
+    http: { requireHostHeader: false, connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) },
   });
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalidRequest('an HTTP/1.1 request needs a Host header', null, 'invalid_http');

@@ -4,8 +4,9 @@
  * - a gate per route: at most max-num-seqs + queue-size requests are inside the server at
  *   once, from the moment their headers arrive (before the body is read) until their response
  *   ends or their client goes away; one more is 429 with Retry-After at once;
- * - a preparation limit: at most a few requests decode and resize their images at the same
- *   time (each may hold a decoded image of up to --max-image-pixels), the rest wait their turn.
+ * - a decoding limit: at most a few images are decoded and resized at the same time (each may
+ *   take up to --max-image-pixels), the rest wait their turn; fetching remote images does not
+ *   wait for it.
  * One set of bounds per server process: every port shares it, as every port shares the engine.
  */
 
@@ -63,13 +64,13 @@ export class Semaphore {
   }
 }
 
-/** Requests that decode images at the same time (each holds at most one decoded image). */
-export const PREPARE_CONCURRENCY = 2;
+/** Images decoded at the same time. */
+export const DECODE_CONCURRENCY = 2;
 
 export interface Limits {
   chat: Gate;
   tokenize: Gate;
-  prepare: Semaphore;
+  decodeImages: Semaphore;
 }
 
 const byServer = new WeakMap<object, Limits>();
@@ -78,7 +79,7 @@ const byServer = new WeakMap<object, Limits>();
 export function limitsFor(key: object, capacity: () => number | null): Limits {
   let limits = byServer.get(key);
   if (!limits) {
-    limits = { chat: new Gate(capacity), tokenize: new Gate(capacity), prepare: new Semaphore(PREPARE_CONCURRENCY) };
+    limits = { chat: new Gate(capacity), tokenize: new Gate(capacity), decodeImages: new Semaphore(DECODE_CONCURRENCY) };
     byServer.set(key, limits);
   }
   return limits;

@@ -10,7 +10,7 @@ import { resizePolicyFor, type ServerConfig } from '../config.ts';
 import type { EngineRequest } from '../engine/request.ts';
 import type { SamplingParams } from '../engine/sampler.ts';
 import type { Qwen2VLConfig } from '../model/checkpoint/types.ts';
-import type { ChatTokenizer } from '../model/tokenizer.ts';
+import type { ChatTokenizer, TemplateMessage } from '../model/tokenizer.ts';
 import { ImageError } from '../vision/decode.ts';
 import type { PreparedImage, PreparedImageCache } from '../vision/prepare-image.ts';
 import { ResizeError } from '../vision/smart-resize.ts';
@@ -31,6 +31,8 @@ export interface ServingContext {
    * tokenised: tokenising megabytes of text would block the HTTP thread for seconds to minutes.
    */
   maxTokenBytes?: number;
+  /** Special tokens the chat template puts around every message (so many tiny messages count too). */
+  specialTokensPerMessage?: number;
 }
 
 /** The longest token of a tokenizer.json, in input bytes (byte-level BPE: one character per byte). */
@@ -41,6 +43,22 @@ export function maxTokenBytesOf(tokenizerJson: { model?: { vocab?: Record<string
   for (const t of tokens) longest = Math.max(longest, Buffer.byteLength(t, 'utf8'));
   for (const t of tokenizerJson.added_tokens ?? []) longest = Math.max(longest, Buffer.byteLength(t.content, 'utf8'));
   return longest;
+}
+
+/**
+ * The fewest special tokens the chat template wraps one message in (<|im_start|>, <|im_end|> for
+ * Qwen2-VL): special tokens never merge with text, so this many per message is a true lower bound.
+ */
+export function specialTokensPerMessage(tokenizer: ChatTokenizer): number {
+  const specials = (messages: TemplateMessage[]): number =>
+    tokenizer.encode(tokenizer.renderChat(messages, false)).filter((id) => tokenizer.isSpecial(id)).length;
+  try {
+    const one: TemplateMessage[] = [{ role: 'user', content: 'a' }];
+    const base = specials(one);
+    return Math.max(0, Math.min(...['assistant', 'user'].map((role) => specials([...one, { role, content: 'a' }]) - base)));
+  } catch {
+    return 0; // a template that refuses these turns: no bound from it
+  }
 }
 
 /** UTF-8 bytes of every text the messages carry. */
@@ -102,11 +120,28 @@ function render(ctx: ServingContext, chat: NormalizedChat): number[] {
   return ctx.tokenizer.encode(ctx.tokenizer.renderChat(chat.messages, true));
 }
 
-export async function prepareChat(ctx: ServingContext, req: ChatCompletionRequest, signal?: AbortSignal): Promise<PreparedChat> {
+/** Runs a task when a slot is free (the server's bound on images decoded at once). */
+export interface TaskLimit {
+  run<T>(task: () => Promise<T>): Promise<T>;
+}
+
+const UNLIMITED: TaskLimit = { run: (task) => task() };
+
+/**
+ * `decodeLimit` bounds only the decoding of images (memory for one decoded image per slot):
+ * fetching a remote image waits on the network, not on a slot, so a slow image host cannot
+ * hold up other requests.
+ */
+export async function prepareChat(
+  ctx: ServingContext,
+  req: ChatCompletionRequest,
+  signal?: AbortSignal,
+  decodeLimit: TaskLimit = UNLIMITED,
+): Promise<PreparedChat> {
   const { config } = ctx;
   let chat = normalizeMessages(req.messages);
   if (ctx.maxTokenBytes) {
-    const atLeast = Math.ceil(textBytes(chat) / ctx.maxTokenBytes);
+    const atLeast = Math.ceil(textBytes(chat) / ctx.maxTokenBytes) + chat.messages.length * (ctx.specialTokensPerMessage ?? 0);
     if (atLeast + 1 > ctx.maxModelLen) {
       throw contextLengthExceeded(
         `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your messages' text alone needs at least ${atLeast} tokens. Please reduce the length of the messages.`,
@@ -135,9 +170,8 @@ export async function prepareChat(ctx: ServingContext, req: ChatCompletionReques
     const t0 = performance.now();
     const bytes = await imageBytes(chat.imageUrls[i]!, param, config.maxImageBytes, remote, signal);
     try {
-      images.push(
-        await ctx.images.prepare(bytes, policy, pre, { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels }),
-      );
+      const limits = { maxBytes: config.maxImageBytes, maxPixels: config.maxImagePixels };
+      images.push(await decodeLimit.run(() => ctx.images.prepare(bytes, policy, pre, limits)));
     } catch (err) {
       mapImageError(err, param);
     }

@@ -7,7 +7,8 @@
  * - remote image URLs: refused by default; with --allowed-image-hosts, fetched from a real local
  *   HTTP server under host, address, size, redirect and time limits. Loopback must be allowed
  *   explicitly (--image-fetch-allow-private); without it, loopback in any spelling is refused
- *   without a connection being made, and a redirect to a host off the list is refused;
+ *   without a connection being made, and a redirect to a host off the list is refused; a slow
+ *   image host delays only the requests that wait for it;
  * - the body size limit.
  */
 import t, { type Test } from 'tap';
@@ -17,6 +18,7 @@ import os from 'node:os';
 import OpenAI from 'openai';
 import { defaultServerConfig, parseImageHosts, resolveServerConfig } from '../../server/config.ts';
 import { hostAllowed, isPublicAddress } from '../../server/chat/remote-image.ts';
+import { DECODE_CONCURRENCY } from '../../server/api/admission.ts';
 import { assertOpenAIError, dataUrl, http as request, imagePart, MODEL, screenshotPng, startTestServer } from '../helpers/server.ts';
 
 const png = await screenshotPng(41, 112, 84);
@@ -156,9 +158,11 @@ t.test('address classification (what "private" means)', async (t) => {
 });
 
 /** A real HTTP server on 127.0.0.1 that serves images, redirects, slow and oversized answers. */
-async function imageServer(t: Test): Promise<{ base: string; port: number; hits: () => number }> {
+async function imageServer(t: Test): Promise<{ base: string; port: number; hits: () => number; release: () => void }> {
   let hits = 0;
   let base = '';
+  let release = (): void => {};
+  const released = new Promise<void>((resolve) => (release = resolve));
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
     '/ok.png': (_q, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(png),
     '/redirect': (_q, res) => res.writeHead(302, { location: '/ok.png' }).end(),
@@ -174,6 +178,7 @@ async function imageServer(t: Test): Promise<{ base: string; port: number; hits:
       res.end();
     },
     '/slow.png': () => {}, // never answers
+    '/held.png': (_q, res) => void released.then(() => res.writeHead(200, { 'content-type': 'image/png' }).end(png)), // answers on release()
     '/missing.png': (_q, res) => res.writeHead(404).end('not found'),
     '/page.html': (_q, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>'),
   };
@@ -190,7 +195,7 @@ async function imageServer(t: Test): Promise<{ base: string; port: number; hits:
   });
   const port = (srv.address() as net.AddressInfo).port;
   base = `http://127.0.0.1:${port}`;
-  return { base, port, hits: () => hits };
+  return { base, port, hits: () => hits, release };
 }
 
 t.test('remote images: refused by default', async (t) => {
@@ -199,6 +204,20 @@ t.test('remote images: refused by default', async (t) => {
   const res = await request(`${server.url}/v1/chat/completions`, 'POST', chatBody([`${images.base}/ok.png`]));
   t.equal(assertOpenAIError(t, res, 400, 'a remote URL on a default server').code, 'remote_images_disabled');
   t.equal(images.hits(), 0, 'no request was made');
+});
+
+t.test('remote images: a slow image host holds up only its own requests', async (t) => {
+  const images = await imageServer(t);
+  const server = await startTestServer(t, { allowedImageHosts: ['127.0.0.1'], imageFetchAllowPrivate: true, imageFetchTimeoutMs: 60_000 });
+  const chat = (urls: string[]) => request(`${server.url}/v1/chat/completions`, 'POST', chatBody(urls));
+  // More requests waiting on the image host than images are decoded at once.
+  const held = Array.from({ length: DECODE_CONCURRENCY + 1 }, () => chat([`${images.base}/held.png`]));
+  for (let i = 0; i < 500 && images.hits() < held.length; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(images.hits(), held.length, 'every held request is fetching');
+  t.equal((await chat([])).status, 200, 'a text-only request is served meanwhile');
+  t.equal((await chat([dataUrl(png)])).status, 200, 'and so is one with a data-URL image');
+  images.release();
+  for (const res of await Promise.all(held)) t.equal(res.status, 200, 'the held requests finish once the host answers');
 });
 
 t.test('remote images: loopback allowed explicitly', async (t) => {

@@ -51,7 +51,7 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
     deps.requests?.delete(controller);
     if (!reply.raw.writableFinished) controller.abort();
   });
-  const prepared = await serverLimits(deps).prepare.run(() => prepareChat(ctx, body, controller.signal));
+  const prepared = await prepareChat(ctx, body, controller.signal, serverLimits(deps).decodeImages);
   const m = deps.metrics;
   m.imagesResized.inc(prepared.images.length);
   m.imagesDropped.inc(prepared.imagesDropped);

@@ -40,7 +40,7 @@ export function tokenizeRoute(app: FastifyInstance, deps: AppDeps): void {
       if (body.model !== undefined && body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
       const ctx = deps.serving();
       if (!ctx) throw modelNotReady(deps.engine.loadError);
-      const prepared = await serverLimits(deps).prepare.run(() => prepareChat(ctx, { model: deps.config.servedModelName, ...body }));
+      const prepared = await prepareChat(ctx, { model: deps.config.servedModelName, ...body }, undefined, serverLimits(deps).decodeImages);
       return {
         count: prepared.promptTokens,
         max_model_len: ctx.maxModelLen,

@@ -11,7 +11,7 @@ import { EngineClient } from './engine/worker/engine-client.ts';
 import { buildApp, type AppDeps } from './api/app.ts';
 import { ServerMetrics } from './api/metrics.ts';
 import { modelOptionsFor, type ServerConfig } from './config.ts';
-import { maxTokenBytesOf, type ServingContext } from './chat/prepare-request.ts';
+import { maxTokenBytesOf, specialTokensPerMessage, type ServingContext } from './chat/prepare-request.ts';
 import { PreparedImageCache } from './vision/prepare-image.ts';
 
 /** After the drain time, how long the engine may take to reach a step boundary before it is killed. */
@@ -38,7 +38,15 @@ export async function startServer(config: ServerConfig, logger: FastifyServerOpt
   void engine.ready.then(
     (info) => {
       const images = new PreparedImageCache(config.preparedImageCacheMiB * 1024 ** 2);
-      serving = { config, model: checkpoint.config, tokenizer, maxModelLen: info.maxModelLen, maxTokenBytes, images };
+      serving = {
+        config,
+        model: checkpoint.config,
+        tokenizer,
+        maxModelLen: info.maxModelLen,
+        maxTokenBytes,
+        specialTokensPerMessage: specialTokensPerMessage(tokenizer),
+        images,
+      };
     },
     () => {},
   );

@@ -93,6 +93,14 @@ const cases: Case[] = [
     code: 'context_length_exceeded',
     message: /maximum context length is 1024 tokens/,
   },
+  {
+    // Each message costs the template's special tokens too: refused before the template is rendered.
+    what: 'many one-letter messages that cannot fit max_model_len',
+    send: post({ ...good, messages: Array.from({ length: 600 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: 'a' })) }),
+    status: 400,
+    code: 'context_length_exceeded',
+    message: /text alone needs at least/,
+  },
   { what: 'unknown route', send: () => http(`${server.url}/v1/completions/nope`, 'GET'), status: 404 },
 ];
 

@@ -68,6 +68,8 @@ class PrefillAborted extends Error {}
 export class Engine {
   private readonly waiting: Sequence[][] = [];
   private readonly running: Sequence[] = [];
+  /** Sequences whose prompt is being prefilled (neither waiting nor yet running). */
+  private prefilling = 0;
   private readonly rope: MropeTables;
   private readonly config: Qwen2VLConfig;
   private loop: Promise<void> | null = null;
@@ -136,7 +138,7 @@ export class Engine {
 
   private updateCounts(): void {
     this.stats.waiting = this.waiting.length;
-    this.stats.running = this.running.length;
+    this.stats.running = this.running.length + this.prefilling; // as vLLM counts a prefilling request
     const img = this.imageCache.counters;
     const pre = this.prefixCache.counters;
     this.stats.imageCacheHits = img.hits;
@@ -173,6 +175,8 @@ export class Engine {
 
   private async prefillGuarded(seqs: Sequence[]): Promise<void> {
     let logits: Float32Array;
+    this.prefilling = seqs.length;
+    this.updateCounts();
     try {
       logits = await this.prefill(seqs[0]!);
     } catch (err) {
@@ -180,6 +184,8 @@ export class Engine {
       if (err instanceof PrefillAborted) for (const seq of seqs) seq.finish('abort');
       else for (const seq of seqs) seq.finish('error', err instanceof Error ? err.message : String(err));
       return;
+    } finally {
+      this.prefilling = 0;
     }
     // The n completions share the prefill: copy the first one's cache rows into their slots.
     const first = seqs[0]!;

@@ -1,7 +1,8 @@
 /**
  * The engine behind HTTP: streaming and non-streaming give the same text for a seed; two
  * concurrent requests give what each gives alone while sharing decode steps (continuous
- * batching, seen in /metrics); a client that disconnects mid-stream frees its slot at once.
+ * batching, seen in /metrics); a client that disconnects mid-stream frees its slot at once; the
+ * queue and running gauges count a request before its first token.
  */
 import t from 'tap';
 import { fetch } from 'undici';
@@ -112,4 +113,24 @@ t.test('disconnecting mid-stream frees the slot', async (t) => {
   const next = await complete({ ...body, max_tokens: 5 });
   t.equal(next.usage.completion_tokens, 5, 'a following request succeeds');
   t.equal(next.choices[0]!.message.content, full.choices[0]!.message.content.slice(0, next.choices[0]!.message.content.length));
+});
+
+t.test('the gauges count a request while it waits and while its prompt is prefilled', async (t) => {
+  const one = await startTestServer(t, { maxBatch: 1, maxModelLen: 32768 });
+  const url = `${one.url}/v1/chat/completions`;
+  // A prompt long enough that its prefill takes seconds on the tiny model.
+  const long = { model: MODEL, messages: [{ role: 'user', content: 'ab '.repeat(9000) }], max_tokens: 1, stream: true };
+  let firstBytes = 0;
+  const first = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long) }).then(async (res) => {
+    for await (const chunk of res.body!) firstBytes += (chunk as Uint8Array).length;
+  });
+  t.ok(await waitFor(async () => (await metric(one.url, 'uitars_running_sequences')) === 1, 10_000), 'prefilling counts as running');
+  t.equal(firstBytes, 0, 'seen before its first token');
+  const second = http(url, 'POST', { ...long, stream: false });
+  t.ok(await waitFor(async () => (await metric(one.url, 'uitars_queue_depth')) === 1, 10_000), 'a second request waits in the queue');
+  t.equal(firstBytes, 0, 'while the first still prefills');
+  await first;
+  t.equal((await second).status, 200);
+  t.ok(await waitFor(async () => (await metric(one.url, 'uitars_running_sequences')) === 0, 5000), 'and both gauges return to 0');
+  t.equal(await metric(one.url, 'uitars_queue_depth'), 0);
 });

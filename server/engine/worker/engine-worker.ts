@@ -1,7 +1,8 @@
 /**
  * The engine's thread. ONNX Runtime's session.run() blocks the thread that calls it, so the
  * model lives here and the HTTP thread stays responsive. It loads the model, runs requests
- * as they arrive and streams their events back; stats go out after every event burst.
+ * as they arrive and streams their events back; stats go out when a request arrives and after
+ * every event.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from '../../model/load-model.ts';
@@ -19,7 +20,10 @@ try {
 
   const run = async (id: number, controller: AbortController, request: ToWorker & { type: 'generate' }): Promise<void> => {
     try {
-      for await (const event of engine.generate({ ...request.request, signal: controller.signal })) {
+      const events = engine.generate({ ...request.request, signal: controller.signal });
+      // Queued or prefilling now: the gauges show it before the first token, which may be seconds away.
+      post({ type: 'stats', stats: { ...engine.stats } });
+      for await (const event of events) {
         post({ type: 'event', id, event });
         post({ type: 'stats', stats: { ...engine.stats } });
       }

@@ -103,7 +103,6 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const apiError = toApiError(err, bodyLimit);
     deps.metrics.errors.inc({ code: apiError.code ?? apiError.type });
-    deps.metrics.requests.inc({ status: String(apiError.status) });
     if (apiError.status >= 500 && apiError.status !== 503) request.log.error({ err }, 'request failed');
     void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());
   });
@@ -122,8 +121,10 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     const started = performance.now();
     reply.raw.once('close', () => gate.leave(reply.raw.statusCode < 400 ? (performance.now() - started) / 1000 : undefined));
   });
+  // Every answer of the chat route, errors included, counted once when it has been sent (a client
+  // that goes away first is counted by the route itself, as 499).
   app.addHook('onResponse', async (request, reply) => {
-    if (request.url.startsWith('/v1/chat/completions') && reply.statusCode < 400) deps.metrics.requests.inc({ status: String(reply.statusCode) });
+    if (request.routeOptions.url === '/v1/chat/completions') deps.metrics.requests.inc({ status: String(reply.statusCode) });
   });
 
   await app.register(swagger, {

@@ -165,6 +165,16 @@ t.test('/metrics is Prometheus text with the uitars_* series, counting what was 
   for (const phase of ['image', 'template', 'queue', 'vision', 'prefill', 'decode']) {
     t.equal(delta('uitars_phase_seconds_count', `{phase="${phase}"}`), 1, `phase ${phase} observed`);
   }
+  // uitars_requests_total counts the chat route's answers only, each once, streamed ones and errors too.
+  const count = async (status: string) => metricValue((await http(`${server.url}/metrics`, 'GET')).text, 'uitars_requests_total', `{status="${status}"}`);
+  const [ok0, bad0] = [await count('200'), await count('400').catch(() => 0)];
+  t.equal((await http(`${server.url}/tokenize`, 'POST', { messages: [] })).status, 400);
+  t.equal((await http(`${server.url}/v1/nope`, 'GET')).status, 404);
+  t.equal((await http(`${server.url}/health`, 'GET')).status, 200);
+  t.equal((await count('400').catch(() => 0)), bad0, 'other routes are not counted');
+  t.equal((await http(`${server.url}/v1/chat/completions`, 'POST', { model: MODEL, messages: [] })).status, 400);
+  t.equal((await http(`${server.url}/v1/chat/completions`, 'POST', { model: MODEL, messages, max_tokens: 2, stream: true })).status, 200);
+  t.same([await count('200'), await count('400')], [ok0 + 1, bad0 + 1], 'a streamed answer and a chat error count once each');
   for (const line of after.split('\n').filter((l) => l && !l.startsWith('#'))) {
     t.match(line, /^uitars_[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$|^uitars_[a-z_]+(\{[^}]*\})? \+Inf$/, `a sample line: ${line}`);
   }

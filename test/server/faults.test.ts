@@ -2,7 +2,8 @@
  * Faults on the real server:
  * - clients that disconnect while their prompt is in prefill, while waiting in the queue, or in
  *   the middle of a stream free their slots: the engine's in-flight count and the running and
- *   queue gauges return to 0, and a burst that needs every slot (no waiting room) is all 200;
+ *   queue gauges return to 0, a burst that needs every slot (no waiting room) is all 200, and
+ *   uitars_requests_total counts each cut request as status 499;
  * - SIGTERM drains: a running stream finishes, new connections are refused, the process exits
  *   0; with a short --drain-seconds the running request is cut and the process still exits 0;
  * - a request that hits an engine error fails alone: the requests running beside it and the
@@ -91,13 +92,16 @@ t.test('disconnects free their slots', async (t) => {
     await slotsFree(t, server, 'after a disconnect in prefill');
   });
 
+  const cancelled = () => metric(server.url, 'uitars_requests_total', '{status="499"}').catch(() => 0);
   await t.test('mid-stream', async (t) => {
+    const before = await cancelled();
     const req = open(chat, { model: MODEL, messages: [{ role: 'user', content: 'Describe the desktop.' }], max_tokens: 5000, temperature: 1, seed: 5, stream: true });
     const first = await req.firstBytes;
     t.match(first, /data: /, 'the stream had started');
     req.destroy();
     await req.closed;
     await slotsFree(t, server, 'after a disconnect mid-stream');
+    t.equal(await cancelled(), before + 1, 'counted as a 499 (client closed request)');
   });
 
   await t.test('both slots cut at once, one in prefill and one streaming', async (t) => {
@@ -112,11 +116,13 @@ t.test('disconnects free their slots', async (t) => {
   });
 
   await t.test('a non-streaming request cut while it runs', async (t) => {
+    const before = await cancelled();
     const req = open(chat, { model: MODEL, messages: [{ role: 'user', content: longPrompt(3, 3000) }], max_tokens: 5000, temperature: 1, seed: 7 });
     t.ok(await waitFor(async () => server.engine.inflight === 1, 30_000), 'the request reached the engine');
     req.destroy();
     await req.closed;
     await slotsFree(t, server, 'after a non-streaming disconnect');
+    t.equal(await cancelled(), before + 1, 'counted as a 499');
   });
 });
 

@@ -94,6 +94,7 @@ async function handle(deps: AppDeps, request: FastifyRequest<{ Body: ChatComplet
   if (failure?.finishReason === 'abort') {
     // Aborted with the client still connected: the server stopped it (shutdown past --drain-seconds).
     if (!controller.signal.aborted || deps.closing?.()) throw shuttingDown();
+    observe(deps, request, meta, done, 'cancelled');
     return reply.code(499).send(new ApiError(499, 'client closed the request', 'invalid_request_error', 'client_closed').toBody());
   }
   if (failure) {
@@ -171,20 +172,29 @@ function tokenLogprob(deps: AppDeps, ev: TokenEvent): ChoiceLogprobs['content'][
   return { ...entry(ev.token, ev.logprob), top_logprobs: ev.top.map((a) => entry(a.token, a.logprob)) };
 }
 
-/** Metrics and the request's log line, once all completions are done. */
-function observe(deps: AppDeps, request: FastifyRequest, meta: ResponseMeta, done: DoneEvent[]): void {
+/**
+ * Metrics and the request's log line, once all completions are done, or once the engine has
+ * stopped a request whose client went away (counted as status 499, nginx's "client closed
+ * request", with the work done so far; latency histograms take completed requests only).
+ */
+function observe(deps: AppDeps, request: FastifyRequest, meta: ResponseMeta, done: DoneEvent[], outcome: 'completed' | 'cancelled' = 'completed'): void {
   const m = deps.metrics;
   const t = done[0]!.timing;
   const completion = done.reduce((n, d) => n + d.completionTokens, 0);
   m.promptTokens.inc(meta.prepared.promptTokens);
   m.imageTokens.inc(meta.prepared.imageTokens);
   m.generatedTokens.inc(completion);
-  // Preparation on this thread, then the engine's own enqueue-to-first-token time.
-  const prepMs = meta.prepared.timing.imageMs + meta.prepared.timing.templateMs;
-  m.timeToFirstToken.observe((prepMs + t.firstTokenMs) / 1000);
-  m.requestSeconds.observe((performance.now() - meta.started) / 1000);
-  for (const [phase, ms] of [['queue', t.queuedMs], ['vision', t.visionMs], ['prefill', t.prefillMs], ['decode', t.decodeMs]] as const) {
-    m.phaseSeconds.observe({ phase }, ms / 1000);
+  if (outcome === 'cancelled') {
+    m.requests.inc({ status: '499' });
+    m.errors.inc({ code: 'client_closed' });
+  } else {
+    // Preparation on this thread, then the engine's own enqueue-to-first-token time.
+    const prepMs = meta.prepared.timing.imageMs + meta.prepared.timing.templateMs;
+    m.timeToFirstToken.observe((prepMs + t.firstTokenMs) / 1000);
+    m.requestSeconds.observe((performance.now() - meta.started) / 1000);
+    for (const [phase, ms] of [['queue', t.queuedMs], ['vision', t.visionMs], ['prefill', t.prefillMs], ['decode', t.decodeMs]] as const) {
+      m.phaseSeconds.observe({ phase }, ms / 1000);
+    }
   }
   request.log.info(
     {
@@ -205,7 +215,7 @@ function observe(deps: AppDeps, request: FastifyRequest, meta: ResponseMeta, don
         total: Math.round(performance.now() - meta.started),
       },
     },
-    'chat completion',
+    outcome === 'completed' ? 'chat completion' : 'chat completion cancelled: the client went away',
   );
 }
 
@@ -272,6 +282,8 @@ async function stream(
     if (includeUsage) {
       send({ id: meta.id, object: 'chat.completion.chunk', created: meta.created, model: meta.model, choices: [], usage: usage(meta.prepared, done) });
     }
+  } else if (res.destroyed && !deps.closing?.() && done.some((d) => d.finishReason === 'abort')) {
+    observe(deps, request, meta, done, 'cancelled');
   }
   if (!res.destroyed) res.end('data: [DONE]\n\n');
   return reply;

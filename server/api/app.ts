@@ -53,8 +53,13 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
       void (reply as FastifyReply).status(400).send(apiError.toBody());
     },
     // A request without Host is answered by the hook below, in OpenAI's shape, not by Node.
-    // Node checks that clock every connectionsCheckingInterval (30 s by default).
-    http: { requireHostHeader: false, connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) },
+    // Node checks that clock every connectionsCheckingInterval (30 s by default), and uses the
+    // larger of it and headersTimeout (60 s by default), so both are kept within it.
+    http: {
+      requireHostHeader: false,
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)),
+    },
   });
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && !request.headers.host) throw invalidRequest('an HTTP/1.1 request needs a Host header', null, 'invalid_http');
@@ -107,6 +112,14 @@ export async function buildApp(deps: AppDeps, logger: FastifyServerOptions['logg
     void reply.status(apiError.status).headers(apiError.headers).send(apiError.toBody());
   });
   app.setNotFoundHandler((request, reply) => {
+    // A known path with another method is 405 with Allow, as vLLM (FastAPI) answers.
+    const path = request.url.split('?')[0]!;
+    const allowed = ['GET', 'HEAD', 'POST'].filter((method) => app.hasRoute({ method, url: path }));
+    if (allowed.length > 0) {
+      const err = new ApiError(405, `${clip(request.method)} is not allowed on ${clip(path)}; use ${allowed.join(' or ')}`, 'invalid_request_error', 'method_not_allowed');
+      void reply.status(405).header('allow', allowed.join(', ')).send(err.toBody());
+      return;
+    }
     void reply.status(404).send(new ApiError(404, `no route for ${request.method} ${clip(request.url)}`, 'NotFoundError', 'not_found').toBody());
   });
   // Admission: at most max-num-seqs + queue-size requests per route are inside the server;
@@ -171,7 +184,7 @@ function describeValidation(issues: readonly ValidationIssue[], context: string)
   const depth = (e: ValidationIssue) => (e.instancePath === '' ? 0 : e.instancePath.split('/').length);
   const deepest = Math.max(...pool.map(depth));
   const here = pool.filter((e) => depth(e) === deepest);
-  const path = here[0]?.instancePath ?? '';
+  const first = here[0];
   let message: string;
   if (here.length > 1 && here.every((e) => e.keyword === 'const')) {
     message = `must be one of ${here.map((e) => JSON.stringify(e.params.allowedValue)).join(', ')}`;
@@ -180,8 +193,17 @@ function describeValidation(issues: readonly ValidationIssue[], context: string)
   } else {
     message = [...new Set(here.map((e) => e.message ?? 'is invalid'))].join(', or ');
   }
-  const where = path ? path.slice(1).replace(/\//g, '.') : null;
+  const where = paramOf(first?.instancePath ?? '', first?.keyword === 'required' ? first.params.missingProperty : undefined);
   return invalidRequest(`${context}${where ? `.${where}` : ''} ${message}`, where);
+}
+
+/** An ajv instance path as OpenAI writes a param (/messages/0/content -> messages[0].content), a missing property included. */
+function paramOf(instancePath: string, missing: unknown): string | null {
+  const parts = instancePath.split('/').slice(1);
+  if (typeof missing === 'string') parts.push(missing);
+  let out = '';
+  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
+  return out || null;
 }
 
 /** Fastify's own 4xx errors by code: OpenAI-style codes and messages without Fastify's internals. */

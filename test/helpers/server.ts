@@ -83,7 +83,7 @@ export interface HttpResult {
 }
 
 /** One HTTP call with undici, as curl would make it; the body is JSON unless a string is given. */
-export async function http(url: string, method: 'GET' | 'POST', body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
+export async function http(url: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE', body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> {
   const res = await request(url, {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },

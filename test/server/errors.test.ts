@@ -49,8 +49,10 @@ const post = (body: unknown, headers?: Record<string, string>) => () => http(cha
 const cases: Case[] = [
   { what: 'malformed JSON', send: post('{"model": "ui-tars", "messages": [', { 'content-type': 'application/json' }), status: 400, message: /JSON/ },
   { what: 'not JSON at all (text/plain)', send: post('hello', { 'content-type': 'text/plain' }), status: 415 },
-  { what: 'missing messages', send: post({ model: MODEL }), status: 400, message: /messages/ },
-  { what: 'missing model', send: post({ messages: good.messages }), status: 400, message: /model/ },
+  { what: 'missing messages', send: post({ model: MODEL }), status: 400, message: /messages/, param: 'messages' },
+  { what: 'missing model', send: post({ messages: good.messages }), status: 400, message: /model/, param: 'model' },
+  { what: 'a message without content', send: post({ model: MODEL, messages: [{ role: 'user' }] }), status: 400, param: 'messages[0].content' },
+  { what: 'a wrong role in the second message', send: post({ model: MODEL, messages: [good.messages[0], { role: 'robot', content: 'x' }] }), status: 400, param: 'messages[1].role' },
   { what: 'messages is not an array', send: post({ model: MODEL, messages: 'hi' }), status: 400, param: 'messages' },
   { what: 'no messages', send: post({ model: MODEL, messages: [] }), status: 400, param: 'messages' },
   { what: 'unknown role', send: post({ model: MODEL, messages: [{ role: 'tool', content: 'x' }] }), status: 400 },
@@ -121,6 +123,21 @@ t.test('the same bad input on /tokenize is a 4xx too', async (t) => {
   t.equal(err.code, 'unsupported_image_type');
   const bad = await http(`${server.url}/tokenize`, 'POST', { messages: 'hi' });
   assertOpenAIError(t, bad, 400, 'wrong type on /tokenize');
+});
+
+t.test('/tokenize takes a chat request as it is: sampling fields are not checked there', async (t) => {
+  const res = await http(`${server.url}/tokenize`, 'POST', { ...good, top_logprobs: 3, n: 2 });
+  t.equal(res.status, 200, res.text);
+});
+
+t.test('a known path with another method is 405 with Allow', async (t) => {
+  for (const [method, url, allow] of [['DELETE', '/v1/chat/completions', 'POST'], ['PUT', '/v1/models', 'GET, HEAD'], ['GET', '/tokenize', 'POST']] as const) {
+    const res = await http(`${server.url}${url}`, method);
+    const err = assertOpenAIError(t, res, 405, `${method} ${url}`);
+    t.equal(err.code, 'method_not_allowed');
+    t.equal(res.headers.allow, allow, `${method} ${url}: Allow ${allow}`);
+  }
+  assertOpenAIError(t, await http(`${server.url}/v1/nope`, 'DELETE'), 404, 'an unknown path stays 404');
 });
 
 t.test('too many images is not an error: the oldest are dropped and reported', async (t) => {

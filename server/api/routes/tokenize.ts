@@ -40,7 +40,9 @@ export function tokenizeRoute(app: FastifyInstance, deps: AppDeps): void {
       if (body.model !== undefined && body.model !== deps.config.servedModelName) throw modelNotFound(body.model);
       const ctx = deps.serving();
       if (!ctx) throw modelNotReady(deps.engine.loadError);
-      const prepared = await prepareChat(ctx, { model: deps.config.servedModelName, ...body }, undefined, serverLimits(deps).decodeImages);
+      // Only what shapes the prompt: sampling fields a client copies from its chat request are not checked here.
+      const prompt = { model: deps.config.servedModelName, messages: body.messages, ...(body.mm_processor_kwargs ? { mm_processor_kwargs: body.mm_processor_kwargs } : {}) };
+      const prepared = await prepareChat(ctx, prompt, undefined, serverLimits(deps).decodeImages);
       return {
         count: prepared.promptTokens,
         max_model_len: ctx.maxModelLen,

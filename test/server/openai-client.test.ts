@@ -31,6 +31,17 @@ t.test('openai: chat completion', async (t) => {
   t.ok(details?.image_tokens !== undefined && details.image_tokens > 0, 'the screenshot counts as image tokens');
 });
 
+t.test('openai: models.list and models.retrieve', async (t) => {
+  const list = await client.models.list();
+  t.same(list.data.map((m) => m.id), [MODEL]);
+  const one = await client.models.retrieve(MODEL);
+  t.equal(one.id, MODEL);
+  t.equal(one.object, 'model');
+  await t.rejects(client.models.retrieve('gpt-4o'), { status: 404 }, 'another id is 404');
+  const missing = await http(`${server.url}/v1/models/org%2Fother`, 'GET');
+  t.equal((missing.json as { error: { code: string } }).error.code, 'model_not_found');
+});
+
 t.test('openai: streaming deltas add up to the non-streamed text (same seed)', async (t) => {
   const params = { model: MODEL, messages, max_tokens: 12, temperature: 1, seed: 7 };
   const whole = await client.chat.completions.create(params);

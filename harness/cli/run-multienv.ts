@@ -344,7 +344,7 @@ export async function main(argv: string[]): Promise<number> {
       })
     : undefined;
   for (const u of unreachable) pool?.markDown(u.url, u.error);
-  let onSignal: (() => void) | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
   try {
     // What a killed run (even SIGKILL) left behind: temp files of atomic writes, its desktops'
     // dirs and any process still in them, evaluation scratch dirs (cleanup.ts).
@@ -443,18 +443,19 @@ export async function main(argv: string[]): Promise<number> {
         ...(f.topP !== undefined ? { topP: f.topP } : {}),
       });
     };
-    const stop = async (): Promise<void> => {
-      progress.close();
-      await provider.closeAll().catch(() => {});
-      // Running tasks go back to the queue now rather than when their locks expire.
-      await shared?.abandon().catch(() => {});
-      await shared?.close().catch(() => {});
-      releaseLock();
-      process.exit(130);
+    // SIGINT / SIGTERM: runTrial stops taking tasks, hands the running ones back and returns; the
+    // summary is written and everything closed in order below (exit 130). A second signal exits at once.
+    const stopping = new AbortController();
+    onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping.signal.aborted) {
+        console.error(`run-multienv: ${signal} again: exiting without waiting`);
+        process.exit(130);
+      }
+      log(`${signal}: interrupted; stopping: no new task, running tasks handed back`);
+      stopping.abort(signal);
     };
-    onSignal = () => void stop();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const valid = list.tasks.filter((t) => !('error' in (list.loaded.get(`${t.domain}/${t.id}`) ?? { error: '' })));
     const result = await runTrial({
       trial,
@@ -475,6 +476,7 @@ export async function main(argv: string[]): Promise<number> {
       sleepAfterExecutionMs: f.sleepAfterExecution * 1000,
       settleMs: f.settleSeconds * 1000,
       record: f.record,
+      stop: stopping.signal,
       ...(shared ? { shared } : {}),
     });
     if (shared) {
@@ -485,6 +487,7 @@ export async function main(argv: string[]): Promise<number> {
       log(`model servers: ${pool.stats().map((x) => `${x.url} ${x.ok}/${x.requests} ok${x.failures ? `, ${x.failures} failed` : ''}${x.up ? '' : ', down'}`).join('; ')}`);
     }
     const summary = summarizeTrial(trial, list.tasks, list.invalid.map((i) => ({ domain: i.domain, id: i.id, file: i.file, error: i.error })));
+    if (result.interrupted) summary.interrupted = { signal: String(stopping.signal.reason), at: new Date().toISOString() };
     const report = writeTrialReport(dir, list.tasks, summary, log);
     const file = writeSummary(summary);
     progress.print(formatSummary(summary));
@@ -492,6 +495,10 @@ export async function main(argv: string[]): Promise<number> {
     log(
       `summary: ${file}; ${report ? `report: ${report}; ` : ''}this run: ${result.records.length} task(s): ${count('success')} success, ${count('fail')} fail, ${count('parse_error')} parse_error, ${count('model_error')} model_error, ${count('timeout')} timeout, ${count('infra_error')} infra_error; ${list.invalid.length} invalid`,
     );
+    if (result.interrupted) {
+      log(`interrupted by ${String(stopping.signal.reason)}: ${result.records.length} task(s) ended before the stop; the rest is left for a later run`);
+      return 130;
+    }
     return list.invalid.length ? 1 : 0;
   } finally {
     if (onSignal) {

@@ -40,6 +40,8 @@ export interface TrialSummary {
   unclean: { domain: string; id: string; status: TaskStatus; score: number | null }[];
   /** Task configs that could not be read (path and reason). */
   invalid?: { domain: string; id: string; file: string; error: string }[];
+  /** The run that wrote this summary was stopped by a signal before its tasks were done. */
+  interrupted?: { signal: string; at: string };
   /** The trial's trajectory report (report.ts), relative to the trial folder: report.html. */
   report?: string;
   /**
@@ -145,6 +147,7 @@ export function formatSummary(s: TrialSummary): string {
     .join(', ');
   return [
     `trial ${s.trial.trialId}: ${pct(s.successRate)} over ${s.tasks} tasks (${s.scored} scored; ${pct(s.scoredSuccessRate)} of scored; ${pct(s.cleanSuccessRate)} of ${s.clean} cleanly finished)`,
+    ...(s.interrupted ? [`  interrupted by ${s.interrupted.signal} at ${s.interrupted.at}: tasks without a result are left for a later run`] : []),
     `  statuses: ${counts || 'none'}`,
     ...lines,
     ...(s.unscored.length ? [`  ${s.unscored.length} task(s) without a result (see summary.json)`] : []),

@@ -105,6 +105,8 @@ export class RedisTaskQueue implements SharedQueue {
   private readonly claims = new Map<string, Claim>();
   private seq = 0;
   private closed = false;
+  /** abandon() was called: no task is taken any more. */
+  private stopping = false;
 
   constructor(private readonly o: RedisQueueOptions) {
     this.id = o.id ?? `${os.hostname()}-${process.pid}`;
@@ -215,7 +217,7 @@ export class RedisTaskQueue implements SharedQueue {
     await this.connect();
     await this.seeding(() => this.seed(pending));
     await this.w.startStalledCheckTimer();
-    return { take: (worker) => this.take(worker, load) };
+    return { take: (worker) => this.take(worker, load), abandon: () => this.abandon() };
   }
 
   /** Adds the tasks the queue lacks and puts back those that ended without a result. */
@@ -252,7 +254,7 @@ export class RedisTaskQueue implements SharedQueue {
     const poll = this.o.pollMs ?? 500;
     let failingSince = 0;
     for (;;) {
-      if (this.closed) return null;
+      if (this.closed || this.stopping) return null;
       let job: Job<TaskJobData, TaskJobResult> | undefined;
       const token = `${this.id}-${worker}-${++this.seq}`;
       try {
@@ -270,6 +272,11 @@ export class RedisTaskQueue implements SharedQueue {
         this.o.log(`[env ${worker}] queue ${this.o.name}: ${msg(err)}; retrying`);
         await sleep(Math.min(5000, poll * 4));
         continue;
+      }
+      if (this.stopping) {
+        // abandon() ran while this take was in flight: the job goes straight back.
+        await job.moveToWait(token).catch(() => 0);
+        return null;
       }
       const ref: TaskRef = { domain: job.data.domain, id: job.data.id };
       const loaded = load(ref);
@@ -334,6 +341,7 @@ export class RedisTaskQueue implements SharedQueue {
    * after their locks expire: they stop writing (their `lost` signal) and wait for another process.
    */
   async abandon(): Promise<void> {
+    this.stopping = true;
     const claims = [...this.claims.values()];
     this.claims.clear();
     for (const c of claims) {

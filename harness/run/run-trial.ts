@@ -316,8 +316,16 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
         if (record.status !== 'scored' && !gone) {
           if (attemptErrors.length) record.attemptErrors = [...attemptErrors];
           const earlier = attemptErrors.length > 1 ? ` (${attemptErrors.length} attempts; earlier: ${attemptErrors.slice(0, -1).join(' | ')})` : '';
-          writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}${earlier}` });
-          statusFile({ score: null });
+          try {
+            writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}${earlier}` });
+            statusFile({ score: null });
+          } catch (err) {
+            // Its folder cannot be written (e.g. a file stands where it should be): this task's
+            // error stays in the log and this run's records; the other tasks go on.
+            const message = err instanceof Error ? err.message : String(err);
+            record.error = `${record.error ?? 'error'}; its error could not be written either: ${message}`;
+            o.log(`[env ${w}] ${task.domain}/${task.id}: cannot write its error into ${dir}: ${message}`);
+          }
         }
         record.seconds = (performance.now() - started) / 1000;
         await taken.finished(record);

@@ -67,6 +67,23 @@ t.test('oracles score 1; a rerun resumes: finished tasks are kept, unfinished on
   t.equal(fs.statSync(path.join(taskPath(results, INFEASIBLE), 'result.txt')).mtimeMs, before, 'the finished task was left alone');
 });
 
+t.test("a task whose folder cannot be written is an error of that task only; the run goes on", async (t) => {
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  // A file stands where the hello task's result folder should be.
+  fs.mkdirSync(path.dirname(taskPath(results, HELLO, 'blocked')), { recursive: true });
+  fs.writeFileSync(taskPath(results, HELLO, 'blocked'), 'not a folder');
+  const args = [...common(results, suite(dir, [HELLO, INFEASIBLE])), '--agent', 'replay', '--replay-dir', path.join(LOCAL, 'oracles'), '--model', 'blocked'];
+  t.equal(await main(args), 0, 'the run ends normally');
+  t.equal(fs.readFileSync(path.join(taskPath(results, INFEASIBLE, 'blocked'), 'result.txt'), 'utf8'), '1\n', 'the other task ran');
+  const trial = path.join(results, 'pyautogui/screenshot/blocked/0');
+  const summary = JSON.parse(fs.readFileSync(path.join(trial, 'summary.json'), 'utf8')) as { tasks: number; scored: number };
+  t.match(summary, { tasks: 2, scored: 1 });
+  const log = fs.readFileSync(path.join(trial, 'logs', fs.readdirSync(path.join(trial, 'logs'))[0]!), 'utf8');
+  t.match(log, new RegExp(`os/${HELLO}: cannot write its error into `), 'the blocked task is logged as an error');
+  t.match(log, /this run: 2 task\(s\): 1 success, .* 1 infra_error/);
+});
+
 t.test('a model server that goes away during the run is an infrastructure error, not a score', async (t) => {
   // It lists the model (the startup check passes), then drops every chat request.
   const fake = http.createServer((req, res) => {

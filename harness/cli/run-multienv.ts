@@ -30,23 +30,13 @@ import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/
 import { redactRedisUrl } from '../run/resp-client.ts';
 import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
-import { normaliseArgv } from './argv.ts';
+import { intFlag as int, normaliseArgv, numberFlag as num, secondsFlag as seconds } from './argv.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
 import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
 import { parseTags, TASK_TAGS, taskTags, type TaskTag } from '../run/task-tags.ts';
 
 export { normaliseArgv };
 
-const num = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number (got "${v}")`);
-  return n;
-};
-const int = (name: string, min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${v}")`);
-  return n;
-};
 const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 export function buildProgram(): Command {
@@ -59,30 +49,30 @@ export function buildProgram(): Command {
     .addOption(new Option('--observation-type <t>', 'what the agent sees; UI-TARS takes screenshots').choices(['screenshot']).default('screenshot'))
     .option('--screen-width <n>', 'screen width', int('--screen-width', 1), 1920)
     .option('--screen-height <n>', 'screen height', int('--screen-height', 1), 1080)
-    .option('--sleep-after-execution <s>', 'seconds to pause after each action', num('--sleep-after-execution'), 1)
+    .option('--sleep-after-execution <s>', 'seconds to pause after each action', seconds('--sleep-after-execution', { min: 0 }), 1)
     .option('--max-steps <n>', 'model calls per task', int('--max-steps', 1), 15)
     .option('--max-trajectory-length <n>', 'the agent answers FAIL at this many responses (ARPO: 15)', int('--max-trajectory-length', 1), 15)
     .option('--test-config-base-dir <dir>', 'folder with examples/<domain>/<id>.json', 'evaluation_examples')
     .option('--model <name>', 'model name in the result path', 'ui-tars')
-    .option('--temperature <t>', 'sampling temperature (ARPO effectively used 0)', num('--temperature'), ARPO_UITARS.temperature)
-    .option('--top-p <p>', 'nucleus sampling (ARPO sent none)', num('--top-p'))
+    .option('--temperature <t>', 'sampling temperature (ARPO effectively used 0)', num('--temperature', { min: 0 }), ARPO_UITARS.temperature)
+    .option('--top-p <p>', 'nucleus sampling (ARPO sent none)', num('--top-p', { above: 0, max: 1 }))
     .option('--max-tokens <n>', 'tokens per response', int('--max-tokens', 1), ARPO_UITARS.maxTokens)
-    .option('--frequency-penalty <f>', 'frequency penalty', num('--frequency-penalty'), ARPO_UITARS.frequencyPenalty)
+    .option('--frequency-penalty <f>', 'frequency penalty', num('--frequency-penalty', { min: -2, max: 2 }), ARPO_UITARS.frequencyPenalty)
     .option('--stop-token <s>', 'accepted for compatibility (unused, as in OSWorld)')
     .option('--domain <d>', 'one domain or "all"', 'all')
     .option('--test-all-meta-path <file>', 'task list {domain: [ids]}', 'evaluation_examples/test_all.json')
     .option('--result-dir <dir>', 'result root', './results')
     .option('--num-envs <n>', 'parallel envs', int('--num-envs', 1), 1)
     .option('--server-ip <url>', 'model server scheme and host', 'http://127.0.0.1')
-    .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1), 9000)
-    .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1), 1)
+    .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1, 65535), 9000)
+    .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1, 65535), 1)
     .option('--trial-id <id>', 'trial id (result path component)', '0')
     .option('--model-urls <urls>', 'model endpoints (comma list of base URLs ending in /v1); each request goes to the least busy one (overrides --server-ip/--server-port)', list)
     .option('--model-url <url>', 'a model endpoint (base URL ending in /v1); repeatable or a comma list, joins --model-urls', (v: string, prev: string[] = []) => [...prev, ...list(v)])
-    .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', num('--model-down-seconds'), 30)
+    .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', seconds('--model-down-seconds', { min: 0 }), 30)
     .option('--queue <redis-url>', "share the trial's tasks with other run-multienv processes (other machines too) through a Redis queue: redis://[user:password@]host[:port][/db]")
     .option('--queue-name <name>', 'the shared queue (default: from the result path: osworld/<action space>/<observation type>/<model>/<trial id>)')
-    .option('--queue-lock-seconds <s>', "--queue: a task whose process stops renewing its claim for this long (it died) goes back to the queue", num('--queue-lock-seconds'), 30)
+    .option('--queue-lock-seconds <s>', "--queue: a task whose process stops renewing its claim for this long (it died) goes back to the queue", seconds('--queue-lock-seconds', { min: 1 }), 30)
     .option('--served-model-name <name>', 'model name sent in requests', 'ui-tars')
     .addOption(new Option('--agent <kind>', 'uitars: the model; replay: responses from --replay-dir').choices(['uitars', 'replay']).default('uitars'))
     .option('--replay-dir <dir>', 'replay agent: folder with <task-id>.json {"responses": [...]}')
@@ -92,11 +82,11 @@ export function buildProgram(): Command {
     .option('--env-urls <urls>', 'remote provider: env server base URLs (comma list)', list)
     .option('--env-token <token>', 'remote provider: token for the env servers')
     .option('--cache-dir <dir>', 'files that tasks download at setup, by sha256(url)', '.cache/downloads')
-    .option('--task-timeout <s>', 'seconds per task before it is abandoned', num('--task-timeout'), 3600)
+    .option('--task-timeout <s>', 'seconds per task before it is abandoned', seconds('--task-timeout', { above: 0 }), 3600)
     .option('--max-retries <n>', 'retries of a task after an infrastructure error', int('--max-retries', 0), 2)
     .option('--model-retries <n>', 'retries of one model call while the server is unreachable', int('--model-retries', 0), 5)
-    .option('--model-backoff <s>', 'first wait (s) before retrying a model call; doubles each retry (Retry-After wins when longer)', num('--model-backoff'), 2)
-    .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', num('--settle-seconds'), 5)
+    .option('--model-backoff <s>', 'first wait (s) before retrying a model call; doubles each retry (Retry-After wins when longer)', seconds('--model-backoff', { min: 0 }), 2)
+    .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', seconds('--settle-seconds', { min: 0 }), 5)
     .option('--no-record', 'do not record recording.mp4')
     .option('--exclude-tag <tags>', `leave out tasks with these tags (repeatable or comma list: ${TASK_TAGS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, v])
     .option('--doctor', 'check the model server, the env provider, disk and memory, then exit (= the doctor subcommand)', false)
@@ -168,6 +158,14 @@ function makeProvider(f: Flags): EnvProvider {
 /** A clear one-line error for the CLI (exit 1), before anything is written. */
 export class UsageError extends Error {}
 
+/** Checks between flags (each flag's own range is checked by its parser in buildProgram). */
+function checkFlags(f: Flags): void {
+  if (f.agent === 'replay' && !f.replayDir) throw new UsageError('--agent replay needs --replay-dir');
+  if (!f.modelUrls?.length && !f.modelUrl?.length && f.serverPort + f.serverPorts - 1 > 65535) {
+    throw new UsageError(`--server-port ${f.serverPort} with --server-ports ${f.serverPorts} goes past port 65535`);
+  }
+}
+
 interface LoadedList {
   tasks: TaskRef[];
   loaded: Map<string, LoadedTask | InvalidTask>;
@@ -216,7 +214,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.parse(normaliseArgv(args), { from: 'user' });
   const f = program.opts<Flags>();
-  if (f.agent === 'replay' && !f.replayDir) throw new UsageError('--agent replay needs --replay-dir');
+  checkFlags(f);
   const exclude = parseTags(f.excludeTag ?? []);
   const trial: TrialPath = { resultDir: f.resultDir, actionSpace: f.actionSpace, observationType: f.observationType, model: f.model, trialId: f.trialId };
   const list = loadList(f, exclude);
@@ -238,7 +236,7 @@ export async function main(argv: string[]): Promise<number> {
       envBaseDir: f.provider === 'local' ? defaultBaseDir() : undefined,
     } as Parameters<typeof runDoctor>[0]);
     if (f.queue) {
-      const q = new RedisTaskQueue({ url: f.queue, name: f.queueName ?? defaultQueueName(trial), trial, lockMs: f.queueLockSeconds * 1000, log: () => {} });
+      const q = new RedisTaskQueue({ url: f.queue, name: f.queueName ?? defaultQueueName(trial), trial, lockMs: Math.round(f.queueLockSeconds * 1000), log: () => {} });
       try {
         await q.connect();
         report.ok.push(`queue ${q.where}: reachable, ${await q.openJobs()} task(s) waiting or running`);
@@ -297,7 +295,7 @@ export async function main(argv: string[]): Promise<number> {
   // The queue's lines go to stderr until the run log is open.
   let queueLog = (line: string): void => console.error(`run-multienv: ${line}`);
   const shared = f.queue
-    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: f.queueLockSeconds * 1000, taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), log: (line) => queueLog(line) })
+    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: Math.round(f.queueLockSeconds * 1000), taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), log: (line) => queueLog(line) })
     : undefined;
   if (shared) {
     try {

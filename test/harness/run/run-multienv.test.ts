@@ -2,6 +2,7 @@
  * run-multienv end to end on real desktops: ARPO's flags, resume, infrastructure errors that
  * are recorded (never scored 0), and the live UI-TARS agent against the real model server.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -44,6 +45,38 @@ t.test('flags: OSWorld spellings, ARPO-effective defaults, endpoints per env', a
     t.match(help, flag, `--help explains ${flag}`);
   }
   await t.rejects(main(['--num_envs', 'many']), /--num-envs must be an integer/);
+});
+
+t.test('numeric flags out of their range are refused at startup, one line each, nothing written', async (t) => {
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  const base = [...common(results, suite(dir, [HELLO])), '--agent', 'replay', '--replay-dir', path.join(LOCAL, 'oracles')];
+  const bad: [string[], RegExp][] = [
+    [['--task-timeout', '3000000'], /^--task-timeout must be a number of seconds > 0 and <= 2147483 \(got "3000000"\)$/],
+    [['--task-timeout', '0'], /^--task-timeout must be a number of seconds > 0/],
+    [['--task-timeout', '-1'], /^--task-timeout must be/],
+    [['--queue-lock-seconds', '0'], /^--queue-lock-seconds must be a number of seconds >= 1/],
+    [['--queue-lock-seconds', '-3'], /^--queue-lock-seconds must be/],
+    [['--temperature', '-1'], /^--temperature must be a number >= 0 \(got "-1"\)$/],
+    [['--top_p', '5'], /^--top-p must be a number > 0 and <= 1 \(got "5"\)$/],
+    [['--top_p', '0'], /^--top-p must be a number > 0 and <= 1/],
+    [['--max_tokens', '0'], /^--max-tokens must be an integer >= 1/],
+    [['--frequency_penalty', '3'], /^--frequency-penalty must be a number >= -2 and <= 2/],
+    [['--sleep_after_execution', '-1'], /^--sleep-after-execution must be a number of seconds >= 0/],
+    [['--settle-seconds', 'soon'], /^--settle-seconds must be a number of seconds/],
+    [['--model-backoff', '1e9'], /^--model-backoff must be a number of seconds >= 0 and <= 2147483/],
+    [['--model-down-seconds', '-1'], /^--model-down-seconds must be/],
+    [['--server-port', '70000'], /^--server-port must be an integer >= 1 and <= 65535/],
+    [['--server-port', '65535', '--server-ports', '2'], /^--server-port 65535 with --server-ports 2 goes past port 65535$/],
+    [['--num_envs', '0'], /^--num-envs must be an integer >= 1/],
+    [['--history-n', '1.5'], /^--history-n must be an integer >= 1/],
+    [['--max-retries', '-1'], /^--max-retries must be an integer >= 0/],
+  ];
+  for (const [flags, message] of bad) await t.rejects(main([...base, ...flags]), message, flags.join(' '));
+  t.notOk(fs.existsSync(results), 'nothing written');
+  const server = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/env-server.mjs'), '--port', '99999'], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(server.status, 1, 'env-server --port 99999: exit 1 before any desktop starts');
+  t.equal(server.stderr.trim(), 'env-server: --port must be an integer >= 1 and <= 65535 (got "99999")');
 });
 
 t.test('oracles score 1; a rerun resumes: finished tasks are kept, unfinished ones redone', async (t) => {

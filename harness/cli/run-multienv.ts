@@ -147,10 +147,31 @@ export function modelUrls(f: Pick<Flags, 'modelUrls' | 'serverIp' | 'serverPort'
   return Array.from({ length: f.serverPorts }, (_, i) => `${f.serverIp.replace(/\/$/, '')}:${f.serverPort + i}/v1`);
 }
 
+const isHttpUrl = (u: string): boolean => {
+  try {
+    return ['http:', 'https:'].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The env provider, every check on its flags done here, before anything is written. Remote: one
+ * env server per worker (a desktop driven by two workers at once would mix their tasks), so fewer
+ * distinct --env-urls than --num-envs is refused; extra URLs are spares for envs started again.
+ */
 function makeProvider(f: Flags): EnvProvider {
   if (f.provider === 'remote') {
-    if (!f.envUrls?.length) throw new Error('--provider remote needs --env-urls');
-    return new RemoteProvider(f.envUrls.map((url) => ({ url, token: f.envToken ?? null })));
+    const urls = f.envUrls ?? [];
+    if (!urls.length) throw new UsageError('--provider remote needs --env-urls URL[,URL...] (one env server per --num-envs)');
+    const bad = urls.find((u) => !isHttpUrl(u));
+    if (bad !== undefined) throw new UsageError(`--env-urls: "${bad}" is not an http(s) URL`);
+    const twice = urls.find((u, i) => urls.indexOf(u) !== i);
+    if (twice !== undefined) throw new UsageError(`--env-urls lists ${twice} twice: each env server serves one worker`);
+    if (urls.length < f.numEnvs) {
+      throw new UsageError(`--provider remote has ${urls.length} env URL(s) for --num-envs ${f.numEnvs}: each env server serves one worker at a time; give ${f.numEnvs} URLs or --num-envs ${urls.length}`);
+    }
+    return new RemoteProvider(urls.map((url) => ({ url, token: f.envToken ?? null })));
   }
   return new LocalProvider({ width: f.screenWidth, height: f.screenHeight });
 }
@@ -215,13 +236,13 @@ export async function main(argv: string[]): Promise<number> {
   program.parse(normaliseArgv(args), { from: 'user' });
   const f = program.opts<Flags>();
   checkFlags(f);
+  const provider = makeProvider(f);
   const exclude = parseTags(f.excludeTag ?? []);
   const trial: TrialPath = { resultDir: f.resultDir, actionSpace: f.actionSpace, observationType: f.observationType, model: f.model, trialId: f.trialId };
   const list = loadList(f, exclude);
   const urls = modelUrls(f);
 
   if (doctorCmd || f.doctor) {
-    const provider = makeProvider(f);
     const report = await runDoctor({
       modelUrls: f.agent === 'uitars' ? urls : null,
       servedModelName: f.servedModelName,
@@ -332,7 +353,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = progress.log;
   queueLog = log;
-  const provider = makeProvider(f);
   const pool = f.agent === 'uitars'
     ? new ModelPool({
         urls,

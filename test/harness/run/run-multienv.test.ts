@@ -79,6 +79,17 @@ t.test('numeric flags out of their range are refused at startup, one line each, 
   t.equal(server.stderr.trim(), 'env-server: --port must be an integer >= 1 and <= 65535 (got "99999")');
 });
 
+t.test('--provider remote: its flags are checked before anything is written', async (t) => {
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  const base = [...common(results, suite(dir, [HELLO])), '--agent', 'replay', '--replay-dir', path.join(LOCAL, 'oracles'), '--provider', 'remote'];
+  await t.rejects(main(base), /^--provider remote needs --env-urls/);
+  await t.rejects(main([...base, '--env-urls', 'http://127.0.0.1:1', '--num_envs', '2']), /^--provider remote has 1 env URL\(s\) for --num-envs 2: each env server serves one worker at a time/);
+  await t.rejects(main([...base, '--env-urls', 'http://127.0.0.1:1,http://127.0.0.1:1', '--num_envs', '2']), /lists http:\/\/127\.0\.0\.1:1 twice/);
+  await t.rejects(main([...base, '--env-urls', 'localhost:5000']), /"localhost:5000" is not an http\(s\) URL/);
+  t.notOk(fs.existsSync(results), 'no trial folder, log or run.lock');
+});
+
 t.test('oracles score 1; a rerun resumes: finished tasks are kept, unfinished ones redone', async (t) => {
   const dir = t.testdir({});
   const list = suite(dir, [HELLO, INFEASIBLE]);

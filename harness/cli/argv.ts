@@ -56,3 +56,9 @@ export const secondsFlag = (name: string, r: Omit<Range, 'max'>) => (v: string):
   if (!Number.isFinite(n) || !inRange(n, range)) throw new Error(`${name} must be a number of seconds ${rangeText(range)} (got "${v}")`);
   return n;
 };
+
+/** A flag that names one folder of the result path: not empty, not "." / "..", no separator. */
+export const pathComponentFlag = (name: string) => (v: string): string => {
+  if (v === '' || v === '.' || v === '..' || /[/\\\0]/.test(v)) throw new Error(`${name} must be one folder name (not empty, ".", ".." or containing / or \\) (got ${JSON.stringify(v)})`);
+  return v;
+};

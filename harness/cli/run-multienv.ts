@@ -30,7 +30,7 @@ import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/
 import { redactRedisUrl } from '../run/resp-client.ts';
 import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
-import { intFlag as int, normaliseArgv, numberFlag as num, secondsFlag as seconds } from './argv.ts';
+import { intFlag as int, normaliseArgv, pathComponentFlag, numberFlag as num, secondsFlag as seconds } from './argv.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
 import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
 import { parseTags, TASK_TAGS, taskTags, type TaskTag } from '../run/task-tags.ts';
@@ -45,7 +45,7 @@ export function buildProgram(): Command {
     .description("Run OSWorld tasks in parallel desktop envs against an OpenAI-compatible model server (ARPO's run_multienv_uitars.py flags; _ or - both work).")
     .option('--path-to-vm <path>', 'OSWorld VM image (not used by the local and remote providers)')
     .option('--headless', 'accepted for compatibility; local envs are always headless', false)
-    .option('--action-space <s>', 'action space (result path component)', 'pyautogui')
+    .option('--action-space <s>', 'action space (result path component)', pathComponentFlag('--action-space'), 'pyautogui')
     .addOption(new Option('--observation-type <t>', 'what the agent sees; UI-TARS takes screenshots').choices(['screenshot']).default('screenshot'))
     .option('--screen-width <n>', 'screen width', int('--screen-width', 1), 1920)
     .option('--screen-height <n>', 'screen height', int('--screen-height', 1), 1080)
@@ -53,7 +53,7 @@ export function buildProgram(): Command {
     .option('--max-steps <n>', 'model calls per task', int('--max-steps', 1), 15)
     .option('--max-trajectory-length <n>', 'the agent answers FAIL at this many responses (ARPO: 15)', int('--max-trajectory-length', 1), 15)
     .option('--test-config-base-dir <dir>', 'folder with examples/<domain>/<id>.json', 'evaluation_examples')
-    .option('--model <name>', 'model name in the result path', 'ui-tars')
+    .option('--model <name>', 'model name in the result path', pathComponentFlag('--model'), 'ui-tars')
     .option('--temperature <t>', 'sampling temperature (ARPO effectively used 0)', num('--temperature', { min: 0 }), ARPO_UITARS.temperature)
     .option('--top-p <p>', 'nucleus sampling (ARPO sent none)', num('--top-p', { above: 0, max: 1 }))
     .option('--max-tokens <n>', 'tokens per response', int('--max-tokens', 1), ARPO_UITARS.maxTokens)
@@ -66,7 +66,7 @@ export function buildProgram(): Command {
     .option('--server-ip <url>', 'model server scheme and host', 'http://127.0.0.1')
     .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1, 65535), 9000)
     .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1, 65535), 1)
-    .option('--trial-id <id>', 'trial id (result path component)', '0')
+    .option('--trial-id <id>', 'trial id (result path component)', pathComponentFlag('--trial-id'), '0')
     .option('--model-urls <urls>', 'model endpoints (comma list of base URLs ending in /v1); each request goes to the least busy one (overrides --server-ip/--server-port)', list)
     .option('--model-url <url>', 'a model endpoint (base URL ending in /v1); repeatable or a comma list, joins --model-urls', (v: string, prev: string[] = []) => [...prev, ...list(v)])
     .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', seconds('--model-down-seconds', { min: 0 }), 30)

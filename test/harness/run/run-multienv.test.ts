@@ -79,6 +79,17 @@ t.test('numeric flags out of their range are refused at startup, one line each, 
   t.equal(server.stderr.trim(), 'env-server: --port must be an integer >= 1 and <= 65535 (got "99999")');
 });
 
+t.test('result path components are single folder names, checked before anything is written', async (t) => {
+  const dir = t.testdir({});
+  const results = path.join(dir, 'results');
+  const base = [...common(results, suite(dir, [HELLO])), '--agent', 'replay', '--replay-dir', path.join(LOCAL, 'oracles')];
+  for (const [flag, value] of [['--trial-id', ''], ['--trial-id', '../../evil'], ['--trial-id', '.'], ['--model', 'a/b'], ['--model', '..'], ['--action_space', 'x\\y']] as const) {
+    await t.rejects(main([...base, flag, value]), new RegExp(`^${flag.replace('_', '-')} must be one folder name .*\\(got ${JSON.stringify(value).replace(/[.\\]/g, '\\$&')}\\)$`), `${flag} ${JSON.stringify(value)}`);
+  }
+  t.same(fs.readdirSync(dir), ['list.json'], 'nothing written, inside or outside the result dir');
+  await t.rejects(main(['report', '--result_dir', results, '--trial-id', '../..']), /^--trial-id must be one folder name/, 'report checks them too');
+});
+
 t.test('--provider remote: its flags are checked before anything is written', async (t) => {
   const dir = t.testdir({});
   const results = path.join(dir, 'results');

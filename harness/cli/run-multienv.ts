@@ -28,7 +28,7 @@ import { sweepEvalScratch, sweepStaleEnvs, sweepTempFiles } from '../run/cleanup
 import { acquireTrialLock, TrialBusyError } from '../run/trial-lock.ts';
 import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/redis-queue.ts';
 import { redactRedisUrl } from '../run/resp-client.ts';
-import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
+import { assertNoQueueMembers, joinSharedTrial, sharedTrialToken } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
 import { intFlag as int, normaliseArgv, pathComponentFlag, numberFlag as num, secondsFlag as seconds } from './argv.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
@@ -316,7 +316,7 @@ export async function main(argv: string[]): Promise<number> {
   // The queue's lines go to stderr until the run log is open.
   let queueLog = (line: string): void => console.error(`run-multienv: ${line}`);
   const shared = f.queue
-    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: Math.round(f.queueLockSeconds * 1000), taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), log: (line) => queueLog(line) })
+    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: Math.round(f.queueLockSeconds * 1000), taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), trialToken: sharedTrialToken(dir), log: (line) => queueLog(line) })
     : undefined;
   if (shared) {
     try {

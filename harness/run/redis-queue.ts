@@ -29,6 +29,7 @@ import type { TaskStatus } from '../results/status.ts';
 import type { InvalidTask, LoadedTask, TaskRef } from '../tasks/load-tasks.ts';
 import { parseRedisUrl, redactRedisUrl, RespClient, type RedisTarget, type RespValue } from './resp-client.ts';
 import type { SharedQueue, TakenTask, TaskRecord, TaskSource } from './run-trial.ts';
+import { TRIAL_TOKEN_FILE } from './shared-trial.ts';
 
 export interface RedisQueueOptions {
   /** redis://[user:password@]host[:port][/db] (rediss:// for TLS) */
@@ -44,6 +45,8 @@ export interface RedisQueueOptions {
   maxStalledCount?: number;
   /** sha256 of the task set (run-config.ts taskSetHash): processes of one queue must agree. */
   taskSetHash?: string;
+  /** The trial folder's token (shared-trial.ts sharedTrialToken): processes of one queue must share the folder. */
+  trialToken?: string;
   log: (line: string) => void;
   /** This process in logs and job results (default `<hostname>-<pid>`). */
   id?: string;
@@ -149,6 +152,7 @@ export class RedisTaskQueue implements SharedQueue {
     await this.queue.waitUntilReady();
     await this.worker.waitUntilReady();
     await this.checkTaskSet();
+    await this.checkTrial();
   }
 
   private get q(): Queue<TaskJobData, TaskJobResult> {
@@ -167,7 +171,7 @@ export class RedisTaskQueue implements SharedQueue {
   }
 
   /** A key of this project's own, beside BullMQ's keys of the queue. */
-  private key(name: 'taskset' | 'seeding'): string {
+  private key(name: 'taskset' | 'seeding' | 'trial'): string {
     return `bull:${this.o.name}:osworld-${name}`;
   }
 
@@ -194,6 +198,28 @@ export class RedisTaskQueue implements SharedQueue {
     }
     this.o.log(`queue ${this.o.name}: the task set changed since the queue's last tasks (hash ${String(theirs).slice(0, 12)} -> ${hash.slice(0, 12)}); the queue was drained, so it now follows this run's`);
     await this.m.send('SET', [key, hash]);
+  }
+
+  /**
+   * The queue's tasks must be written into this process's trial folder: two unrelated runs on one
+   * Redis whose default queue names collide (same model and trial id, another --result_dir) would
+   * otherwise split each other's tasks.
+   */
+  private async checkTrial(): Promise<void> {
+    const token = this.o.trialToken;
+    if (!token) return;
+    const key = this.key('trial');
+    if ((await this.m.send<RespValue>('SET', [key, token, 'NX'])) === 'OK') return;
+    const theirs = await this.m.get(key);
+    if (theirs === token) return;
+    const open = await this.openJobs();
+    if (open > 0) {
+      throw new QueueMismatchError(
+        `queue ${this.where} holds ${open} task(s) of another trial folder (its ${TRIAL_TOKEN_FILE} token ${String(theirs)}, this one's ${token}): processes of one queue must share one trial folder (--result_dir on a shared file system); for an unrelated run give another --queue-name`,
+      );
+    }
+    this.o.log(`queue ${this.o.name}: it served another trial folder before (token ${String(theirs)}); it was drained, so it now serves this one (${token})`);
+    await this.m.send('SET', [key, token]);
   }
 
   /**

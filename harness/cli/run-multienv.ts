@@ -371,10 +371,8 @@ export async function main(argv: string[]): Promise<number> {
     if (swept) log(`removed ${swept} temporary file(s) left by a killed run`);
     if (provider instanceof LocalProvider) sweepStaleEnvs(provider.baseDir, log);
     sweepEvalScratch(log);
-    for (const inv of list.invalid) {
-      console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
-      log(`invalid task ${inv.file}: ${inv.error}`);
-    }
+    // runTrial logs each invalid task (and counts them); stderr gets one line each too.
+    for (const inv of list.invalid) console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
     const excludedNote = Object.entries(list.excluded).map(([k, n]) => `${n} ${k}`).join(', ');
     log(`trial ${dir}: ${list.tasks.length} task(s)${excludedNote ? ` (left out: ${excludedNote})` : ''}, ${f.numEnvs} env(s), agent ${f.agent}${f.agent === 'uitars' ? ` via ${urls.join(', ')} (model ${served?.id}${served?.root ? `, ${served.root}` : ''})` : ''}, coordinates ${coordinates} (${coordinatesReason})`);
 
@@ -474,11 +472,10 @@ export async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const valid = list.tasks.filter((t) => !('error' in (list.loaded.get(`${t.domain}/${t.id}`) ?? { error: '' })));
     const result = await runTrial({
       trial,
       baseDir: f.testConfigBaseDir,
-      tasks: valid,
+      tasks: list.tasks,
       loaded: list.loaded,
       tagsOf: (ref) => list.tags.get(`${ref.domain}/${ref.id}`) ?? [],
       numEnvs: f.numEnvs,

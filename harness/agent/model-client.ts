@@ -10,6 +10,7 @@
  */
 import { Agent, request } from 'undici';
 import { ModelPool, type ModelServer } from './model-pool.ts';
+import { MAX_TIMER_MS } from '../cli/argv.ts';
 
 export class ModelUnavailableError extends Error {}
 export class ModelRequestError extends Error {
@@ -152,6 +153,8 @@ export class ModelClient {
       }
       if (round < retries) {
         this.options.onRetry?.({ retry: round + 1, of: retries, waitMs, error: lastError, url: lastUrl });
+        // Doubling (or a huge Retry-After) past setTimeout's limit would fire at once.
+        waitMs = Math.min(waitMs, MAX_TIMER_MS);
         await new Promise((r) => setTimeout(r, waitMs));
         waited += waitMs;
       }

@@ -1,6 +1,7 @@
 /**
  * Coverage of the OSWorld tasks by this harness:
  *   npx tsx harness/cli/coverage.ts [--json] [--meta evaluation_examples/test_all.json] [--base evaluation_examples]
+ * Bad input (a missing list, an unknown flag, a flag without its value) is one line on stderr, exit 1.
  * For each task: the setup step types (config + postconfig), getters, metrics (and compare_table
  * rule types) it uses that are not implemented; whether it needs a Google account (googledrive /
  * login setup, googledrive_file getter: unsupported); whether its apps can be installed here
@@ -9,11 +10,13 @@
  * missing. The tables are read from the code (STEPS, GETTERS, METRICS), so they cannot drift.
  */
 import path from 'node:path';
+import { Command } from 'commander';
 import { isSupportedStep } from '../env/setup/setup-controller.ts';
 import { GETTERS } from '../eval/getters/index.ts';
 import { METRICS } from '../eval/metrics/index.ts';
 import { TABLE_RULES } from '../eval/metrics/table.ts';
 import { loadTask, loadTaskList } from '../tasks/load-tasks.ts';
+import { normaliseArgv } from './argv.ts';
 
 const UNAVAILABLE_APPS = new Set(['vs_code', 'vscode']);
 const GOOGLE_STEPS = new Set(['googledrive', 'login']);
@@ -93,14 +96,19 @@ export function summarise(rows: TaskCoverage[]): { domains: Record<string, Domai
   return { domains, total, missing: Object.fromEntries(Object.entries(missing).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) };
 }
 
-function main(argv: string[]): void {
-  const json = argv.includes('--json');
-  const arg = (name: string, def: string) => {
-    const i = argv.indexOf(name);
-    return i >= 0 && argv[i + 1] ? argv[i + 1]! : def;
-  };
-  const meta = arg('--meta', 'evaluation_examples/test_all.json');
-  const base = arg('--base', path.dirname(meta));
+export function buildCoverageProgram(): Command {
+  return new Command()
+    .name('coverage')
+    .description('Which OSWorld tasks this harness implements: per-domain table and what is missing (_ or - both work)')
+    .option('--meta <file>', 'task list {domain: [ids]}', 'evaluation_examples/test_all.json')
+    .option('--base <dir>', 'folder with examples/<domain>/<id>.json (default: the folder of --meta)')
+    .option('--json', 'print the result as JSON', false);
+}
+
+export function coverageMain(argv: string[]): number {
+  const p = buildCoverageProgram();
+  p.parse(normaliseArgv(argv), { from: 'user' });
+  const { meta, base = path.dirname(meta), json } = p.opts<{ meta: string; base?: string; json: boolean }>();
   const rows: TaskCoverage[] = loadTaskList(meta).map((ref) => {
     const t = loadTask(base, ref);
     if ('error' in t) return { domain: ref.domain, id: ref.id, implemented: false, needsGoogle: false, appsAvailable: true, unavailableApps: [], needsCachedFiles: false, missing: ['invalid task'], error: t.error };
@@ -109,7 +117,7 @@ function main(argv: string[]): void {
   const summary = summarise(rows);
   if (json) {
     process.stdout.write(`${JSON.stringify({ meta, ...summary, tasks: rows }, null, 2)}\n`);
-    return;
+    return 0;
   }
   const head = ['domain', 'tasks', 'google', 'no google', 'implemented', 'app unavailable', 'runnable', 'needs cached files'];
   const line = (name: string, t: DomainTotals) => [name, t.tasks, t.needsGoogle, t.noGoogle, t.implemented, t.appsUnavailable, t.runnable, t.needsCachedFiles];
@@ -119,6 +127,14 @@ function main(argv: string[]): void {
   out.push('', 'missing (tasks that need it):');
   for (const [m, n] of Object.entries(summary.missing)) out.push(`  ${String(n).padStart(3)}  ${m}`);
   process.stdout.write(`${out.join('\n')}\n`);
+  return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('coverage.ts')) main(process.argv.slice(2));
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('coverage.ts')) {
+  try {
+    process.exitCode = coverageMain(process.argv.slice(2));
+  } catch (err) {
+    console.error(`coverage: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

@@ -13,18 +13,13 @@
 import { Command } from 'commander';
 import { LocalProvider } from '../env/providers/local/index.ts';
 import { sweepStaleEnvs } from '../run/cleanup.ts';
-
-const int = (name: string, min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${v}")`);
-  return n;
-};
+import { intFlag as int } from './argv.ts';
 
 export function buildEnvServerProgram(): Command {
   return new Command()
     .name('env-server')
     .description("One local desktop env behind an env server speaking OSWorld's in-VM protocol, on 127.0.0.1.")
-    .option('--port <n>', 'port of the env server (default: a free one)', int('--port', 1))
+    .option('--port <n>', 'port of the env server (default: a free one)', int('--port', 1, 65535))
     .option('--token <token>', 'the token clients must send (X-Env-Token or Authorization: Bearer); default: random')
     .option('--no-auth', 'no token (for OSWorld\'s own Python clients)')
     .option('--name <name>', 'env name (dirs and logs)', 'envsrv')

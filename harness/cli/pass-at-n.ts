@@ -4,8 +4,10 @@
  *   pass-at-n --root_path results/pyautogui/screenshot/ui-tars --meta_path evaluation_examples/test_all.json [--trials 0 1 2] [--detail] [--filter_fail] [--json]
  *   pass-at-n --root_path ... --table      the trials side by side: per domain, pass@n, pass^n, flaky tasks
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
-import { formatPassAtN, formatPassAtNTable, passAtN } from '../results/pass-at-n.ts';
+import { formatPassAtN, formatPassAtNTable, listTrials, passAtN } from '../results/pass-at-n.ts';
 import { loadTaskList } from '../tasks/load-tasks.ts';
 import { normaliseArgv } from './argv.ts';
 
@@ -29,6 +31,9 @@ export function passAtNMain(argv: string[]): number {
   const o = p.opts<{ rootPath: string; metaPath: string; domain: string; trials?: string[]; detail: boolean; filterFail: boolean; table: boolean; json: boolean }>();
   const tasks = loadTaskList(o.metaPath, o.domain);
   const trials = o.trials?.flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+  const found = listTrials(o.rootPath); // also: a missing root is an error
+  const missing = trials?.filter((t) => !fs.statSync(path.join(o.rootPath, t), { throwIfNoEntry: false })?.isDirectory());
+  if (missing?.length) throw new Error(`no trial ${missing.join(', ')} under ${o.rootPath} (it has ${found.join(', ') || 'none'})`);
   const r = passAtN({ root: o.rootPath, tasks, ...(trials ? { trials } : {}), filterFail: o.filterFail });
   if (!r.trials.length) throw new Error(`no trial folders under ${o.rootPath}`);
   if (o.json) {

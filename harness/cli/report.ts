@@ -13,7 +13,7 @@ import { listTrials } from '../results/pass-at-n.ts';
 import { REPORT_FILE, writeReport } from '../results/report.ts';
 import { writeFileAtomic } from '../results/writer.ts';
 import { loadTaskList, type TaskRef } from '../tasks/load-tasks.ts';
-import { normaliseArgv } from './argv.ts';
+import { normaliseArgv, pathComponentFlag } from './argv.ts';
 
 export function buildReportProgram(): Command {
   return new Command()
@@ -21,10 +21,10 @@ export function buildReportProgram(): Command {
     .description("Write a trial's trajectory report (report.html next to summary.json): per task the instruction, score and every step's screenshot with the action drawn on it, thought, action and latency (_ or - both work)")
     .option('--trial-dir <dir>', 'the trial folder (or a folder above it holding one trial); overrides the path flags below')
     .option('--result-dir <dir>', 'result root', './results')
-    .option('--action-space <s>', 'action space (result path component)', 'pyautogui')
-    .option('--observation-type <t>', 'observation type (result path component)', 'screenshot')
-    .option('--model <name>', 'model name in the result path', 'ui-tars')
-    .option('--trial-id <id>', 'trial id, or "all" for every trial of the model', '0')
+    .option('--action-space <s>', 'action space (result path component)', pathComponentFlag('--action-space'), 'pyautogui')
+    .option('--observation-type <t>', 'observation type (result path component)', pathComponentFlag('--observation-type'), 'screenshot')
+    .option('--model <name>', 'model name in the result path', pathComponentFlag('--model'), 'ui-tars')
+    .option('--trial-id <id>', 'trial id, or "all" for every trial of the model', pathComponentFlag('--trial-id'), '0')
     .option('--meta-path <file>', 'task list {domain: [ids]}: tasks without a folder show as not run (default: the task folders found)')
     .option('--domain <d>', 'with --meta-path: one domain or "all"', 'all')
     .option('--out <file>', 'where to write (default: <trial>/report.html; screenshot links are relative to it)');

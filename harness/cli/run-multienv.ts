@@ -28,25 +28,15 @@ import { sweepEvalScratch, sweepStaleEnvs, sweepTempFiles } from '../run/cleanup
 import { acquireTrialLock, TrialBusyError } from '../run/trial-lock.ts';
 import { defaultQueueName, QueueUnavailableError, RedisTaskQueue } from '../run/redis-queue.ts';
 import { redactRedisUrl } from '../run/resp-client.ts';
-import { assertNoQueueMembers, joinSharedTrial } from '../run/shared-trial.ts';
+import { assertNoQueueMembers, joinSharedTrial, sharedTrialToken } from '../run/shared-trial.ts';
 import { runDoctor } from '../run/doctor.ts';
-import { normaliseArgv } from './argv.ts';
+import { intFlag as int, normaliseArgv, pathComponentFlag, numberFlag as num, secondsFlag as seconds } from './argv.ts';
 import { RunProgress, runLogName } from '../run/progress.ts';
 import { coordinatesFor, harnessVersion, probeModels, RunConfigFile, taskSetHash, type CoordinateSource, type ServedModel } from '../run/run-config.ts';
 import { parseTags, TASK_TAGS, taskTags, type TaskTag } from '../run/task-tags.ts';
 
 export { normaliseArgv };
 
-const num = (name: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number (got "${v}")`);
-  return n;
-};
-const int = (name: string, min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got "${v}")`);
-  return n;
-};
 const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 export function buildProgram(): Command {
@@ -55,34 +45,34 @@ export function buildProgram(): Command {
     .description("Run OSWorld tasks in parallel desktop envs against an OpenAI-compatible model server (ARPO's run_multienv_uitars.py flags; _ or - both work).")
     .option('--path-to-vm <path>', 'OSWorld VM image (not used by the local and remote providers)')
     .option('--headless', 'accepted for compatibility; local envs are always headless', false)
-    .option('--action-space <s>', 'action space (result path component)', 'pyautogui')
+    .option('--action-space <s>', 'action space (result path component)', pathComponentFlag('--action-space'), 'pyautogui')
     .addOption(new Option('--observation-type <t>', 'what the agent sees; UI-TARS takes screenshots').choices(['screenshot']).default('screenshot'))
     .option('--screen-width <n>', 'screen width', int('--screen-width', 1), 1920)
     .option('--screen-height <n>', 'screen height', int('--screen-height', 1), 1080)
-    .option('--sleep-after-execution <s>', 'seconds to pause after each action', num('--sleep-after-execution'), 1)
+    .option('--sleep-after-execution <s>', 'seconds to pause after each action', seconds('--sleep-after-execution', { min: 0 }), 1)
     .option('--max-steps <n>', 'model calls per task', int('--max-steps', 1), 15)
     .option('--max-trajectory-length <n>', 'the agent answers FAIL at this many responses (ARPO: 15)', int('--max-trajectory-length', 1), 15)
     .option('--test-config-base-dir <dir>', 'folder with examples/<domain>/<id>.json', 'evaluation_examples')
-    .option('--model <name>', 'model name in the result path', 'ui-tars')
-    .option('--temperature <t>', 'sampling temperature (ARPO effectively used 0)', num('--temperature'), ARPO_UITARS.temperature)
-    .option('--top-p <p>', 'nucleus sampling (ARPO sent none)', num('--top-p'))
+    .option('--model <name>', 'model name in the result path', pathComponentFlag('--model'), 'ui-tars')
+    .option('--temperature <t>', 'sampling temperature (ARPO effectively used 0)', num('--temperature', { min: 0 }), ARPO_UITARS.temperature)
+    .option('--top-p <p>', 'nucleus sampling (ARPO sent none)', num('--top-p', { above: 0, max: 1 }))
     .option('--max-tokens <n>', 'tokens per response', int('--max-tokens', 1), ARPO_UITARS.maxTokens)
-    .option('--frequency-penalty <f>', 'frequency penalty', num('--frequency-penalty'), ARPO_UITARS.frequencyPenalty)
+    .option('--frequency-penalty <f>', 'frequency penalty', num('--frequency-penalty', { min: -2, max: 2 }), ARPO_UITARS.frequencyPenalty)
     .option('--stop-token <s>', 'accepted for compatibility (unused, as in OSWorld)')
     .option('--domain <d>', 'one domain or "all"', 'all')
     .option('--test-all-meta-path <file>', 'task list {domain: [ids]}', 'evaluation_examples/test_all.json')
     .option('--result-dir <dir>', 'result root', './results')
     .option('--num-envs <n>', 'parallel envs', int('--num-envs', 1), 1)
     .option('--server-ip <url>', 'model server scheme and host', 'http://127.0.0.1')
-    .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1), 9000)
-    .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1), 1)
-    .option('--trial-id <id>', 'trial id (result path component)', '0')
+    .option('--server-port <n>', 'model server base port; env i uses port + (i mod --server-ports)', int('--server-port', 1, 65535), 9000)
+    .option('--server-ports <k>', 'how many consecutive ports the model servers use (ARPO: 8)', int('--server-ports', 1, 65535), 1)
+    .option('--trial-id <id>', 'trial id (result path component)', pathComponentFlag('--trial-id'), '0')
     .option('--model-urls <urls>', 'model endpoints (comma list of base URLs ending in /v1); each request goes to the least busy one (overrides --server-ip/--server-port)', list)
     .option('--model-url <url>', 'a model endpoint (base URL ending in /v1); repeatable or a comma list, joins --model-urls', (v: string, prev: string[] = []) => [...prev, ...list(v)])
-    .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', num('--model-down-seconds'), 30)
+    .option('--model-down-seconds <s>', 'with several endpoints: how long one that failed (refused, timeout, 429, 5xx) is skipped before it gets requests again', seconds('--model-down-seconds', { min: 0 }), 30)
     .option('--queue <redis-url>', "share the trial's tasks with other run-multienv processes (other machines too) through a Redis queue: redis://[user:password@]host[:port][/db]")
     .option('--queue-name <name>', 'the shared queue (default: from the result path: osworld/<action space>/<observation type>/<model>/<trial id>)')
-    .option('--queue-lock-seconds <s>', "--queue: a task whose process stops renewing its claim for this long (it died) goes back to the queue", num('--queue-lock-seconds'), 30)
+    .option('--queue-lock-seconds <s>', "--queue: a task whose process stops renewing its claim for this long (it died) goes back to the queue", seconds('--queue-lock-seconds', { min: 1 }), 30)
     .option('--served-model-name <name>', 'model name sent in requests', 'ui-tars')
     .addOption(new Option('--agent <kind>', 'uitars: the model; replay: responses from --replay-dir').choices(['uitars', 'replay']).default('uitars'))
     .option('--replay-dir <dir>', 'replay agent: folder with <task-id>.json {"responses": [...]}')
@@ -92,11 +82,11 @@ export function buildProgram(): Command {
     .option('--env-urls <urls>', 'remote provider: env server base URLs (comma list)', list)
     .option('--env-token <token>', 'remote provider: token for the env servers')
     .option('--cache-dir <dir>', 'files that tasks download at setup, by sha256(url)', '.cache/downloads')
-    .option('--task-timeout <s>', 'seconds per task before it is abandoned', num('--task-timeout'), 3600)
+    .option('--task-timeout <s>', 'seconds per task before it is abandoned', seconds('--task-timeout', { above: 0 }), 3600)
     .option('--max-retries <n>', 'retries of a task after an infrastructure error', int('--max-retries', 0), 2)
     .option('--model-retries <n>', 'retries of one model call while the server is unreachable', int('--model-retries', 0), 5)
-    .option('--model-backoff <s>', 'first wait (s) before retrying a model call; doubles each retry (Retry-After wins when longer)', num('--model-backoff'), 2)
-    .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', num('--settle-seconds'), 5)
+    .option('--model-backoff <s>', 'first wait (s) before retrying a model call; doubles each retry (Retry-After wins when longer)', seconds('--model-backoff', { min: 0 }), 2)
+    .option('--settle-seconds <s>', 'pause after setup before the first screenshot (OSWorld: 5)', seconds('--settle-seconds', { min: 0 }), 5)
     .option('--no-record', 'do not record recording.mp4')
     .option('--exclude-tag <tags>', `leave out tasks with these tags (repeatable or comma list: ${TASK_TAGS.join(', ')})`, (v: string, prev: string[] = []) => [...prev, v])
     .option('--doctor', 'check the model server, the env provider, disk and memory, then exit (= the doctor subcommand)', false)
@@ -157,16 +147,45 @@ export function modelUrls(f: Pick<Flags, 'modelUrls' | 'serverIp' | 'serverPort'
   return Array.from({ length: f.serverPorts }, (_, i) => `${f.serverIp.replace(/\/$/, '')}:${f.serverPort + i}/v1`);
 }
 
+const isHttpUrl = (u: string): boolean => {
+  try {
+    return ['http:', 'https:'].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The env provider, every check on its flags done here, before anything is written. Remote: one
+ * env server per worker (a desktop driven by two workers at once would mix their tasks), so fewer
+ * distinct --env-urls than --num-envs is refused; extra URLs are spares for envs started again.
+ */
 function makeProvider(f: Flags): EnvProvider {
   if (f.provider === 'remote') {
-    if (!f.envUrls?.length) throw new Error('--provider remote needs --env-urls');
-    return new RemoteProvider(f.envUrls.map((url) => ({ url, token: f.envToken ?? null })));
+    const urls = f.envUrls ?? [];
+    if (!urls.length) throw new UsageError('--provider remote needs --env-urls URL[,URL...] (one env server per --num-envs)');
+    const bad = urls.find((u) => !isHttpUrl(u));
+    if (bad !== undefined) throw new UsageError(`--env-urls: "${bad}" is not an http(s) URL`);
+    const twice = urls.find((u, i) => urls.indexOf(u) !== i);
+    if (twice !== undefined) throw new UsageError(`--env-urls lists ${twice} twice: each env server serves one worker`);
+    if (urls.length < f.numEnvs) {
+      throw new UsageError(`--provider remote has ${urls.length} env URL(s) for --num-envs ${f.numEnvs}: each env server serves one worker at a time; give ${f.numEnvs} URLs or --num-envs ${urls.length}`);
+    }
+    return new RemoteProvider(urls.map((url) => ({ url, token: f.envToken ?? null })));
   }
   return new LocalProvider({ width: f.screenWidth, height: f.screenHeight });
 }
 
 /** A clear one-line error for the CLI (exit 1), before anything is written. */
 export class UsageError extends Error {}
+
+/** Checks between flags (each flag's own range is checked by its parser in buildProgram). */
+function checkFlags(f: Flags): void {
+  if (f.agent === 'replay' && !f.replayDir) throw new UsageError('--agent replay needs --replay-dir');
+  if (!f.modelUrls?.length && !f.modelUrl?.length && f.serverPort + f.serverPorts - 1 > 65535) {
+    throw new UsageError(`--server-port ${f.serverPort} with --server-ports ${f.serverPorts} goes past port 65535`);
+  }
+}
 
 interface LoadedList {
   tasks: TaskRef[];
@@ -216,14 +235,14 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.parse(normaliseArgv(args), { from: 'user' });
   const f = program.opts<Flags>();
-  if (f.agent === 'replay' && !f.replayDir) throw new UsageError('--agent replay needs --replay-dir');
+  checkFlags(f);
+  const provider = makeProvider(f);
   const exclude = parseTags(f.excludeTag ?? []);
   const trial: TrialPath = { resultDir: f.resultDir, actionSpace: f.actionSpace, observationType: f.observationType, model: f.model, trialId: f.trialId };
   const list = loadList(f, exclude);
   const urls = modelUrls(f);
 
   if (doctorCmd || f.doctor) {
-    const provider = makeProvider(f);
     const report = await runDoctor({
       modelUrls: f.agent === 'uitars' ? urls : null,
       servedModelName: f.servedModelName,
@@ -238,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
       envBaseDir: f.provider === 'local' ? defaultBaseDir() : undefined,
     } as Parameters<typeof runDoctor>[0]);
     if (f.queue) {
-      const q = new RedisTaskQueue({ url: f.queue, name: f.queueName ?? defaultQueueName(trial), trial, lockMs: f.queueLockSeconds * 1000, log: () => {} });
+      const q = new RedisTaskQueue({ url: f.queue, name: f.queueName ?? defaultQueueName(trial), trial, lockMs: Math.round(f.queueLockSeconds * 1000), log: () => {} });
       try {
         await q.connect();
         report.ok.push(`queue ${q.where}: reachable, ${await q.openJobs()} task(s) waiting or running`);
@@ -297,7 +316,7 @@ export async function main(argv: string[]): Promise<number> {
   // The queue's lines go to stderr until the run log is open.
   let queueLog = (line: string): void => console.error(`run-multienv: ${line}`);
   const shared = f.queue
-    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: f.queueLockSeconds * 1000, taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), log: (line) => queueLog(line) })
+    ? new RedisTaskQueue({ url: f.queue, name: queueName, trial, lockMs: Math.round(f.queueLockSeconds * 1000), taskSetHash: taskSetHash(f.testConfigBaseDir, list.tasks), trialToken: sharedTrialToken(dir), log: (line) => queueLog(line) })
     : undefined;
   if (shared) {
     try {
@@ -334,7 +353,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = progress.log;
   queueLog = log;
-  const provider = makeProvider(f);
   const pool = f.agent === 'uitars'
     ? new ModelPool({
         urls,
@@ -344,7 +362,7 @@ export async function main(argv: string[]): Promise<number> {
       })
     : undefined;
   for (const u of unreachable) pool?.markDown(u.url, u.error);
-  let onSignal: (() => void) | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
   try {
     // What a killed run (even SIGKILL) left behind: temp files of atomic writes, its desktops'
     // dirs and any process still in them, evaluation scratch dirs (cleanup.ts).
@@ -353,10 +371,8 @@ export async function main(argv: string[]): Promise<number> {
     if (swept) log(`removed ${swept} temporary file(s) left by a killed run`);
     if (provider instanceof LocalProvider) sweepStaleEnvs(provider.baseDir, log);
     sweepEvalScratch(log);
-    for (const inv of list.invalid) {
-      console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
-      log(`invalid task ${inv.file}: ${inv.error}`);
-    }
+    // runTrial logs each invalid task (and counts them); stderr gets one line each too.
+    for (const inv of list.invalid) console.error(`run-multienv: invalid task ${inv.file}: ${inv.error}`);
     const excludedNote = Object.entries(list.excluded).map(([k, n]) => `${n} ${k}`).join(', ');
     log(`trial ${dir}: ${list.tasks.length} task(s)${excludedNote ? ` (left out: ${excludedNote})` : ''}, ${f.numEnvs} env(s), agent ${f.agent}${f.agent === 'uitars' ? ` via ${urls.join(', ')} (model ${served?.id}${served?.root ? `, ${served.root}` : ''})` : ''}, coordinates ${coordinates} (${coordinatesReason})`);
 
@@ -443,23 +459,23 @@ export async function main(argv: string[]): Promise<number> {
         ...(f.topP !== undefined ? { topP: f.topP } : {}),
       });
     };
-    const stop = async (): Promise<void> => {
-      progress.close();
-      await provider.closeAll().catch(() => {});
-      // Running tasks go back to the queue now rather than when their locks expire.
-      await shared?.abandon().catch(() => {});
-      await shared?.close().catch(() => {});
-      releaseLock();
-      process.exit(130);
+    // SIGINT / SIGTERM: runTrial stops taking tasks, hands the running ones back and returns; the
+    // summary is written and everything closed in order below (exit 130). A second signal exits at once.
+    const stopping = new AbortController();
+    onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping.signal.aborted) {
+        console.error(`run-multienv: ${signal} again: exiting without waiting`);
+        process.exit(130);
+      }
+      log(`${signal}: interrupted; stopping: no new task, running tasks handed back`);
+      stopping.abort(signal);
     };
-    onSignal = () => void stop();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const valid = list.tasks.filter((t) => !('error' in (list.loaded.get(`${t.domain}/${t.id}`) ?? { error: '' })));
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const result = await runTrial({
       trial,
       baseDir: f.testConfigBaseDir,
-      tasks: valid,
+      tasks: list.tasks,
       loaded: list.loaded,
       tagsOf: (ref) => list.tags.get(`${ref.domain}/${ref.id}`) ?? [],
       numEnvs: f.numEnvs,
@@ -475,6 +491,7 @@ export async function main(argv: string[]): Promise<number> {
       sleepAfterExecutionMs: f.sleepAfterExecution * 1000,
       settleMs: f.settleSeconds * 1000,
       record: f.record,
+      stop: stopping.signal,
       ...(shared ? { shared } : {}),
     });
     if (shared) {
@@ -485,6 +502,7 @@ export async function main(argv: string[]): Promise<number> {
       log(`model servers: ${pool.stats().map((x) => `${x.url} ${x.ok}/${x.requests} ok${x.failures ? `, ${x.failures} failed` : ''}${x.up ? '' : ', down'}`).join('; ')}`);
     }
     const summary = summarizeTrial(trial, list.tasks, list.invalid.map((i) => ({ domain: i.domain, id: i.id, file: i.file, error: i.error })));
+    if (result.interrupted) summary.interrupted = { signal: String(stopping.signal.reason), at: new Date().toISOString() };
     const report = writeTrialReport(dir, list.tasks, summary, log);
     const file = writeSummary(summary);
     progress.print(formatSummary(summary));
@@ -492,6 +510,10 @@ export async function main(argv: string[]): Promise<number> {
     log(
       `summary: ${file}; ${report ? `report: ${report}; ` : ''}this run: ${result.records.length} task(s): ${count('success')} success, ${count('fail')} fail, ${count('parse_error')} parse_error, ${count('model_error')} model_error, ${count('timeout')} timeout, ${count('infra_error')} infra_error; ${list.invalid.length} invalid`,
     );
+    if (result.interrupted) {
+      log(`interrupted by ${String(stopping.signal.reason)}: ${result.records.length} task(s) ended before the stop; the rest is left for a later run`);
+      return 130;
+    }
     return list.invalid.length ? 1 : 0;
   } finally {
     if (onSignal) {

@@ -206,7 +206,12 @@ export function compareRuns(dirA: string, dirB: string, o: CompareOptions = {}):
     for (const r of [...scanTasks(a), ...scanTasks(b)]) seen.set(`${r.domain}/${r.id}`, r);
     refs = [...seen.values()].sort((x, y) => x.domain.localeCompare(y.domain) || x.id.localeCompare(y.id));
   }
-  if (o.domain && o.domain !== 'all') refs = refs.filter((r) => r.domain === o.domain);
+  if (o.domain && o.domain !== 'all') {
+    const known = [...new Set(refs.map((r) => r.domain))];
+    // As run-multienv and pass-at-n do: an unknown domain is a mistake, not an empty comparison.
+    if (!known.includes(o.domain)) throw new Error(`domain "${o.domain}" is in neither run (they have ${known.join(', ') || 'no task'})`);
+    refs = refs.filter((r) => r.domain === o.domain);
+  }
   const counts: Record<Change, number> = { improved: 0, regressed: 0, both_pass: 0, both_fail: 0, only_a: 0, only_b: 0, no_result: 0 };
   const domains: Comparison['domains'] = {};
   const tasks: TaskDiff[] = [];

@@ -18,7 +18,8 @@ export interface DomainSummary {
   meanScore: number;
 }
 
-export type StatusCounts = Record<TaskStatus | 'not_run', number>;
+/** not_run: no result and no status yet; invalid: its config did not read (never run). */
+export type StatusCounts = Record<TaskStatus | 'not_run' | 'invalid', number>;
 
 export interface TrialSummary {
   version: 2;
@@ -35,11 +36,13 @@ export interface TrialSummary {
   /** How many tasks ended in each status; not_run: no result and no status yet. */
   statuses: StatusCounts;
   domains: Record<string, DomainSummary>;
-  unscored: { domain: string; id: string; status: TaskStatus | 'not_run'; error: string | null }[];
+  unscored: { domain: string; id: string; status: TaskStatus | 'not_run' | 'invalid'; error: string | null }[];
   /** Scored tasks that did not finish cleanly (parse_error, model_error). */
   unclean: { domain: string; id: string; status: TaskStatus; score: number | null }[];
   /** Task configs that could not be read (path and reason). */
   invalid?: { domain: string; id: string; file: string; error: string }[];
+  /** The run that wrote this summary was stopped by a signal before its tasks were done. */
+  interrupted?: { signal: string; at: string };
   /** The trial's trajectory report (report.ts), relative to the trial folder: report.html. */
   report?: string;
   /**
@@ -74,7 +77,8 @@ export function summarizeTrial(trial: TrialPath, tasks: TaskRef[], invalid: Tria
   const domains: Record<string, DomainSummary> = {};
   const unscored: TrialSummary['unscored'] = [];
   const unclean: TrialSummary['unclean'] = [];
-  const statuses = Object.fromEntries([...TASK_STATUSES, 'not_run'].map((s) => [s, 0])) as StatusCounts;
+  const statuses = Object.fromEntries([...TASK_STATUSES, 'not_run', 'invalid'].map((s) => [s, 0])) as StatusCounts;
+  const invalidError = new Map(invalid.map((i) => [`${i.domain}/${i.id}`, i.error]));
   let scored = 0;
   let total = 0;
   let clean = 0;
@@ -85,14 +89,17 @@ export function summarizeTrial(trial: TrialPath, tasks: TaskRef[], invalid: Tria
     d.tasks++;
     const dir = taskDir(trial, ref);
     const st = readTaskStatus(dir);
-    statuses[st?.status ?? 'not_run']++;
+    const bad = invalidError.get(`${ref.domain}/${ref.id}`);
+    // A config that does not read never runs: 'invalid', unless an earlier run left a status.
+    const status = st?.status ?? (bad !== undefined ? 'invalid' : 'not_run');
+    statuses[status]++;
     if (st && (st.attempts > 1 || st.modelRetries)) {
       recovered.taskRetries += Math.max(0, st.attempts - 1);
       recovered.modelRetries += st.modelRetries ?? 0;
       recovered.tasks.push({ domain: ref.domain, id: ref.id, status: st.status, attempts: st.attempts, modelRetries: st.modelRetries ?? 0, errors: st.attemptErrors ?? [] });
     }
     if (!st || st.score === null) {
-      unscored.push({ domain: ref.domain, id: ref.id, status: st?.status ?? 'not_run', error: st?.error ?? lastError(dir) });
+      unscored.push({ domain: ref.domain, id: ref.id, status, error: st?.error ?? bad ?? lastError(dir) });
       continue;
     }
     const score = st.score;
@@ -145,6 +152,7 @@ export function formatSummary(s: TrialSummary): string {
     .join(', ');
   return [
     `trial ${s.trial.trialId}: ${pct(s.successRate)} over ${s.tasks} tasks (${s.scored} scored; ${pct(s.scoredSuccessRate)} of scored; ${pct(s.cleanSuccessRate)} of ${s.clean} cleanly finished)`,
+    ...(s.interrupted ? [`  interrupted by ${s.interrupted.signal} at ${s.interrupted.at}: tasks without a result are left for a later run`] : []),
     `  statuses: ${counts || 'none'}`,
     ...lines,
     ...(s.unscored.length ? [`  ${s.unscored.length} task(s) without a result (see summary.json)`] : []),

@@ -39,6 +39,7 @@ export class RunProgress {
   private readonly now: () => number;
   private barShown = false;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(o: ProgressOptions) {
     fs.mkdirSync(path.dirname(o.logFile), { recursive: true });
@@ -52,7 +53,7 @@ export class RunProgress {
   /** A timestamped line to the log file and the console (above the bar). */
   log = (line: string): void => {
     const text = `${new Date().toISOString()} ${line}`;
-    fs.writeSync(this.fd, `${text}\n`);
+    this.toFile(`${text}\n`);
     this.clearBar();
     this.stream.write(`${text}\n`);
     this.drawBar();
@@ -60,10 +61,15 @@ export class RunProgress {
 
   /** Text that goes to the console and the log file without a timestamp (the summary). */
   print(text: string): void {
-    fs.writeSync(this.fd, `${text}\n`);
+    this.toFile(`${text}\n`);
     this.clearBar();
     this.stream.write(`${text}\n`);
     this.drawBar();
+  }
+
+  /** A line that comes after close() (a late task ending) still reaches the console, never a closed fd. */
+  private toFile(text: string): void {
+    if (!this.closed) fs.writeSync(this.fd, text);
   }
 
   start(total: number): void {
@@ -111,6 +117,8 @@ export class RunProgress {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.barShown) this.stream.write('\n');
     this.barShown = false;

@@ -29,6 +29,7 @@ import type { TaskStatus } from '../results/status.ts';
 import type { InvalidTask, LoadedTask, TaskRef } from '../tasks/load-tasks.ts';
 import { parseRedisUrl, redactRedisUrl, RespClient, type RedisTarget, type RespValue } from './resp-client.ts';
 import type { SharedQueue, TakenTask, TaskRecord, TaskSource } from './run-trial.ts';
+import { TRIAL_TOKEN_FILE } from './shared-trial.ts';
 
 export interface RedisQueueOptions {
   /** redis://[user:password@]host[:port][/db] (rediss:// for TLS) */
@@ -44,6 +45,8 @@ export interface RedisQueueOptions {
   maxStalledCount?: number;
   /** sha256 of the task set (run-config.ts taskSetHash): processes of one queue must agree. */
   taskSetHash?: string;
+  /** The trial folder's token (shared-trial.ts sharedTrialToken): processes of one queue must share the folder. */
+  trialToken?: string;
   log: (line: string) => void;
   /** This process in logs and job results (default `<hostname>-<pid>`). */
   id?: string;
@@ -105,6 +108,8 @@ export class RedisTaskQueue implements SharedQueue {
   private readonly claims = new Map<string, Claim>();
   private seq = 0;
   private closed = false;
+  /** abandon() was called: no task is taken any more. */
+  private stopping = false;
 
   constructor(private readonly o: RedisQueueOptions) {
     this.id = o.id ?? `${os.hostname()}-${process.pid}`;
@@ -147,6 +152,7 @@ export class RedisTaskQueue implements SharedQueue {
     await this.queue.waitUntilReady();
     await this.worker.waitUntilReady();
     await this.checkTaskSet();
+    await this.checkTrial();
   }
 
   private get q(): Queue<TaskJobData, TaskJobResult> {
@@ -165,7 +171,7 @@ export class RedisTaskQueue implements SharedQueue {
   }
 
   /** A key of this project's own, beside BullMQ's keys of the queue. */
-  private key(name: 'taskset' | 'seeding'): string {
+  private key(name: 'taskset' | 'seeding' | 'trial'): string {
     return `bull:${this.o.name}:osworld-${name}`;
   }
 
@@ -195,6 +201,28 @@ export class RedisTaskQueue implements SharedQueue {
   }
 
   /**
+   * The queue's tasks must be written into this process's trial folder: two unrelated runs on one
+   * Redis whose default queue names collide (same model and trial id, another --result_dir) would
+   * otherwise split each other's tasks.
+   */
+  private async checkTrial(): Promise<void> {
+    const token = this.o.trialToken;
+    if (!token) return;
+    const key = this.key('trial');
+    if ((await this.m.send<RespValue>('SET', [key, token, 'NX'])) === 'OK') return;
+    const theirs = await this.m.get(key);
+    if (theirs === token) return;
+    const open = await this.openJobs();
+    if (open > 0) {
+      throw new QueueMismatchError(
+        `queue ${this.where} holds ${open} task(s) of another trial folder (its ${TRIAL_TOKEN_FILE} token ${String(theirs)}, this one's ${token}): processes of one queue must share one trial folder (--result_dir on a shared file system); for an unrelated run give another --queue-name`,
+      );
+    }
+    this.o.log(`queue ${this.o.name}: it served another trial folder before (token ${String(theirs)}); it was drained, so it now serves this one (${token})`);
+    await this.m.send('SET', [key, token]);
+  }
+
+  /**
    * Runs `fn` while this process holds the queue's seeding lock. Seeding checks which jobs exist, then adds
    * the missing ones: two processes joining at once would both find a task missing (BullMQ drops the
    * second add of a job id, but both would report it added).
@@ -215,7 +243,7 @@ export class RedisTaskQueue implements SharedQueue {
     await this.connect();
     await this.seeding(() => this.seed(pending));
     await this.w.startStalledCheckTimer();
-    return { take: (worker) => this.take(worker, load) };
+    return { take: (worker) => this.take(worker, load), abandon: () => this.abandon() };
   }
 
   /** Adds the tasks the queue lacks and puts back those that ended without a result. */
@@ -252,7 +280,7 @@ export class RedisTaskQueue implements SharedQueue {
     const poll = this.o.pollMs ?? 500;
     let failingSince = 0;
     for (;;) {
-      if (this.closed) return null;
+      if (this.closed || this.stopping) return null;
       let job: Job<TaskJobData, TaskJobResult> | undefined;
       const token = `${this.id}-${worker}-${++this.seq}`;
       try {
@@ -270,6 +298,11 @@ export class RedisTaskQueue implements SharedQueue {
         this.o.log(`[env ${worker}] queue ${this.o.name}: ${msg(err)}; retrying`);
         await sleep(Math.min(5000, poll * 4));
         continue;
+      }
+      if (this.stopping) {
+        // abandon() ran while this take was in flight: the job goes straight back.
+        await job.moveToWait(token).catch(() => 0);
+        return null;
       }
       const ref: TaskRef = { domain: job.data.domain, id: job.data.id };
       const loaded = load(ref);
@@ -334,6 +367,7 @@ export class RedisTaskQueue implements SharedQueue {
    * after their locks expire: they stop writing (their `lost` signal) and wait for another process.
    */
   async abandon(): Promise<void> {
+    this.stopping = true;
     const claims = [...this.claims.values()];
     this.claims.clear();
     for (const c of claims) {

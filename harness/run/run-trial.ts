@@ -46,12 +46,19 @@ export interface TrialOptions extends TaskRunOptions {
    * share this process's list.
    */
   shared?: SharedQueue;
+  /**
+   * Aborts on SIGINT / SIGTERM: no task is taken any more, running tasks stop at once and write
+   * nothing more (the shared queue gets them back), and runTrial resolves with `interrupted`.
+   */
+  stop?: AbortSignal;
 }
 
 /** Where the workers take their tasks from. */
 export interface TaskSource {
   /** The next task for worker `worker`, or null when none is left for this process. */
   take(worker: number): Promise<TakenTask | null>;
+  /** Stops handing out tasks and gives the running ones back (e.g. to the shared queue); resolves once they are back. */
+  abandon?(): Promise<void>;
 }
 
 export interface TakenTask {
@@ -98,10 +105,17 @@ export interface TrialResult {
   records: TaskRecord[];
   invalid: InvalidTask[];
   alreadyFinished: number;
+  /** The run was stopped (`stop`) before its queue was done. */
+  interrupted: boolean;
 }
 
 export class TaskTimeoutError extends InfrastructureError {
   override name = 'TaskTimeoutError';
+}
+
+/** The run is stopping (SIGINT / SIGTERM): the task is dropped unfinished, for a later run. */
+export class TaskInterruptedError extends Error {
+  override name = 'TaskInterruptedError';
 }
 
 /** Errors that are not the agent's doing: retry the task, and never score it on them. */
@@ -118,29 +132,33 @@ export function isInfrastructureError(err: unknown): boolean {
  * Runs `fn` with a deadline; on timeout its signal aborts so it stops at its next step. `lost`
  * (the task was taken back by a shared queue) ends it the same way, with TaskLostError.
  */
-function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string, lost?: AbortSignal): Promise<T> {
+function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string, lost?: AbortSignal, stop?: AbortSignal): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
-  let onLost: (() => void) | undefined;
+  const unlisten: (() => void)[] = [];
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       controller.abort();
       reject(new TaskTimeoutError(`${what} exceeded the task timeout of ${ms / 1000} s`));
     }, ms);
-    if (lost) {
-      onLost = () => {
+    const on = (signal: AbortSignal | undefined, error: () => Error): void => {
+      if (!signal) return;
+      const end = (): void => {
         controller.abort();
-        reject(new TaskLostError(`${what} was taken back by the queue: ${String(lost.reason ?? 'claim lost')}`));
+        reject(error());
       };
-      if (lost.aborted) onLost();
-      else lost.addEventListener('abort', onLost, { once: true });
-    }
+      if (signal.aborted) return end();
+      signal.addEventListener('abort', end, { once: true });
+      unlisten.push(() => signal.removeEventListener('abort', end));
+    };
+    on(stop, () => new TaskInterruptedError(`${what} was interrupted (the run is stopping)`));
+    on(lost, () => new TaskLostError(`${what} was taken back by the queue: ${String(lost?.reason ?? 'claim lost')}`));
   });
   const run = fn(controller.signal);
   run.catch(() => {}); // after a timeout its own failure is expected
   return Promise.race([run, timeout]).finally(() => {
     clearTimeout(timer);
-    if (onLost) lost?.removeEventListener('abort', onLost);
+    for (const u of unlisten) u();
   });
 }
 
@@ -178,9 +196,17 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   const records: TaskRecord[] = [];
   // Starting desktops is CPU-heavy: at most two start at a time on this kind of machine.
   const startLimit = pLimit(2);
+  // Stopping: the source gives its running tasks back first (before the workers see the stop).
+  let abandoned: Promise<void> = Promise.resolve();
+  const onStop = (): void => {
+    abandoned = (source.abandon?.() ?? Promise.resolve()).catch((err: unknown) => o.log(`could not hand the running tasks back: ${err instanceof Error ? err.message : String(err)}`));
+  };
+  if (o.stop?.aborted) onStop();
+  else o.stop?.addEventListener('abort', onStop, { once: true });
+  const take = async (w: number): Promise<TakenTask | null> => (o.stop?.aborted ? null : source.take(w));
 
   const worker = async (w: number): Promise<void> => {
-    let taken = await source.take(w);
+    let taken = await take(w);
     if (!taken) return;
     let agent = o.makeAgent(w);
     // The worker's env; replaced when it dies or after an infrastructure error.
@@ -197,7 +223,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       return slot.env;
     };
     try {
-      for (; taken; taken = await source.take(w)) {
+      for (; taken; taken = await take(w)) {
         const { task, lost } = taken;
         const started = performance.now();
         const record: TaskRecord = { domain: task.domain, id: task.id, status: 'error', outcome: 'infra_error', attempts: 0, seconds: 0 };
@@ -236,6 +262,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
               o.taskTimeoutMs,
               `${task.domain}/${task.id}`,
               lost,
+              o.stop,
             );
             Object.assign(record, { status: 'scored', score: outcome.score, loops: outcome.loops });
             if (outcome.modelRetries) record.modelRetries = outcome.modelRetries;
@@ -252,6 +279,11 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
             const message = err instanceof Error ? err.message : String(err);
             record.error = message;
             record.outcome = err instanceof TaskTimeoutError ? 'timeout' : 'infra_error';
+            if (err instanceof TaskInterruptedError || o.stop?.aborted) {
+              // Left unfinished (no result.txt): the next run, or another queue process, redoes it.
+              o.log(`[env ${w}] ${task.domain}/${task.id}: interrupted; left for a later run`);
+              break;
+            }
             if (err instanceof UnsupportedError) {
               record.status = 'skipped';
               break;
@@ -277,13 +309,23 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
             if (err instanceof TaskTimeoutError) agent = o.makeAgent(w);
           }
         }
+        // Interrupted: nothing more is written, and no further task is taken.
+        if (record.status !== 'scored' && o.stop?.aborted) break;
         // Taken back by the queue before it ended: another process may be writing its folder now.
         const gone = record.status !== 'scored' && lost?.aborted === true;
         if (record.status !== 'scored' && !gone) {
           if (attemptErrors.length) record.attemptErrors = [...attemptErrors];
           const earlier = attemptErrors.length > 1 ? ` (${attemptErrors.length} attempts; earlier: ${attemptErrors.slice(0, -1).join(' | ')})` : '';
-          writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}${earlier}` });
-          statusFile({ score: null });
+          try {
+            writer.trajectory({ Error: `${record.status === 'skipped' ? 'Unsupported' : record.outcome === 'timeout' ? 'Time limit exceeded' : 'Infrastructure error'} in ${task.domain}/${task.id}: ${record.error}${earlier}` });
+            statusFile({ score: null });
+          } catch (err) {
+            // Its folder cannot be written (e.g. a file stands where it should be): this task's
+            // error stays in the log and this run's records; the other tasks go on.
+            const message = err instanceof Error ? err.message : String(err);
+            record.error = `${record.error ?? 'error'}; its error could not be written either: ${message}`;
+            o.log(`[env ${w}] ${task.domain}/${task.id}: cannot write its error into ${dir}: ${message}`);
+          }
         }
         record.seconds = (performance.now() - started) / 1000;
         await taken.finished(record);
@@ -295,6 +337,11 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       await dropEnv();
     }
   };
-  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
-  return { records, invalid, alreadyFinished };
+  try {
+    await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
+  } finally {
+    o.stop?.removeEventListener('abort', onStop);
+    await abandoned;
+  }
+  return { records, invalid, alreadyFinished, interrupted: o.stop?.aborted === true };
 }

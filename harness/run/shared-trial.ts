@@ -6,6 +6,7 @@
  * `run.lock`. A member file is stale when its process is gone (same host) or it was not touched
  * for a minute (another host, seen through a shared file system).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -114,4 +115,33 @@ export function assertNoQueueMembers(dir: string): void {
       `trial dir ${dir} is shared through a queue by ${live.length} running process(es) (${live.join(', ')}); a run without --queue would redo their tasks. Run with the same --queue, or wait for them`,
     );
   }
+}
+
+/** The file in a trial dir that names the trial for a shared queue (sharedTrialToken). */
+export const TRIAL_TOKEN_FILE = 'shared-trial.json';
+
+/**
+ * This trial folder's identity for a shared queue: a random token made by the first process (the
+ * file is linked into place, so it appears whole and only once), read by every later one. Processes
+ * that share the folder (a shared file system, any mount point) agree; unrelated runs whose default
+ * queue names collide (same model and trial id, other --result_dir) do not.
+ */
+export function sharedTrialToken(dir: string): string {
+  const file = path.join(dir, TRIAL_TOKEN_FILE);
+  const read = (): string => {
+    const token = (JSON.parse(fs.readFileSync(file, 'utf8')) as { token?: unknown }).token;
+    if (typeof token !== 'string' || !token) throw new Error(`${file} has no token: remove it`);
+    return token;
+  };
+  if (fs.existsSync(file)) return read();
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  writeFileAtomic(tmp, `${JSON.stringify({ token: randomBytes(8).toString('hex'), createdAt: new Date().toISOString() })}\n`);
+  try {
+    fs.linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another process made it first
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return read();
 }

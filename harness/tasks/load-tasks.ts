@@ -34,7 +34,12 @@ export function loadTaskList(metaPath: string, domain = 'all', onDuplicate: (ref
   try {
     meta = JSON.parse(fs.readFileSync(metaPath, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read task list ${metaPath}: ${err instanceof Error ? err.message : String(err)}`);
+    // One line: a JSON error can quote the file's text, newlines and all.
+    const why = (err instanceof Error ? err.message : String(err))
+      .replace(/, ".*" is not valid JSON$/s, ': not valid JSON')
+      .replace(/\s+/g, ' ')
+      .slice(0, 200);
+    throw new Error(`cannot read task list ${metaPath}: ${why}`);
   }
   if (!meta || typeof meta !== 'object' || Array.isArray(meta)) throw new Error(`task list ${metaPath} is not a {domain: [ids]} object`);
   const entries = Object.entries(meta as Record<string, unknown>);

@@ -1,8 +1,10 @@
 /**
  * The `remote` provider: hosts that already speak the OSWorld in-VM protocol (real OSWorld VMs, or env
- * servers elsewhere). No lifecycle: start() hands out the next URL, reset/close do nothing.
+ * servers elsewhere). No lifecycle: start() hands out the next URL that no open env of this provider
+ * holds (one desktop, one worker), close() gives it back; reset does nothing.
  */
 import { EnvClient } from '../env-client.ts';
+import { InfrastructureError } from '../setup/errors.ts';
 import { DEFAULT_PORTS } from '../vm-protocol.ts';
 import type { EnvHandle, EnvHealth, EnvPorts, EnvProvider, EnvStartOptions } from '../provider.ts';
 
@@ -24,7 +26,7 @@ export class RemoteEnv implements EnvHandle {
   readonly client: EnvClient;
   private closed = false;
 
-  constructor(id: string, spec: RemoteEnvSpec) {
+  constructor(id: string, spec: RemoteEnvSpec, private readonly onClose: () => void = () => {}) {
     const u = new URL(spec.url);
     this.id = id;
     this.baseUrl = spec.url.replace(/\/+$/, '');
@@ -44,7 +46,9 @@ export class RemoteEnv implements EnvHandle {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    this.onClose();
   }
 
   isAlive(): boolean {
@@ -62,16 +66,24 @@ export class RemoteProvider implements EnvProvider {
   readonly kind = 'remote';
   private next = 0;
   private readonly envs: RemoteEnv[] = [];
+  /** Indexes of the specs an open env holds. */
+  private readonly inUse = new Set<number>();
 
   constructor(private readonly specs: RemoteEnvSpec[]) {
     if (specs.length === 0) throw new Error('remote provider: no URLs given');
   }
 
-  /** URLs handed out round-robin. */
+  /**
+   * The next URL, round-robin, that no open env holds: two workers never drive one desktop, and an
+   * env started again after an error goes to a spare URL when there is one.
+   */
   async start(opts: EnvStartOptions = {}): Promise<EnvHandle> {
-    const spec = this.specs[this.next % this.specs.length] as RemoteEnvSpec;
-    this.next++;
-    const env = new RemoteEnv(opts.name ?? `remote-${this.next}`, spec);
+    const n = this.specs.length;
+    const i = Array.from({ length: n }, (_, k) => (this.next + k) % n).find((k) => !this.inUse.has(k));
+    if (i === undefined) throw new InfrastructureError(`remote provider: all ${n} env URL(s) are in use`);
+    this.next = i + 1;
+    this.inUse.add(i);
+    const env = new RemoteEnv(opts.name ?? `remote-${this.envs.length + 1}`, this.specs[i] as RemoteEnvSpec, () => this.inUse.delete(i));
     this.envs.push(env);
     return env;
   }

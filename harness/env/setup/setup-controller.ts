@@ -4,6 +4,7 @@
  * reads. Google Drive and account logins cannot work here and are reported as unsupported.
  */
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { EnvHandle } from '../provider.ts';
 import { openChromeTabs, closeChromeTabs, updateBrowseHistory } from './chrome.ts';
 import { InfrastructureError, UnsupportedError } from './errors.ts';
@@ -63,7 +64,7 @@ export const STEPS: Record<string, StepFn> = {
     for (const f of files) {
       if (typeof f.local_path !== 'string' || typeof f.path !== 'string') throw new InfrastructureError('upload_file needs local_path and path');
       const local = path.resolve(ctx.localBase, f.local_path);
-      await ctx.env.client.upload(f.path, ctx.cache.read(`file://${local}`), path.basename(f.path));
+      await ctx.env.client.upload(f.path, ctx.cache.read(pathToFileURL(local).href), path.basename(f.path));
     }
   },
   async open(ctx, p) {

@@ -21,6 +21,21 @@ t.test('shlexSplit behaves like Python shlex.split', async (t) => {
   t.throws(() => shlexSplit('echo "unclosed'));
 });
 
+t.test('remote provider: an open env per URL, never two; an env started again goes to a free URL', async (t) => {
+  const p = new RemoteProvider(['http://10.0.0.1:5000', 'http://10.0.0.2:5000', 'http://10.0.0.3:5000'].map((url) => ({ url })));
+  const a = await p.start();
+  const b = await p.start();
+  t.same([a.baseUrl, b.baseUrl], ['http://10.0.0.1:5000', 'http://10.0.0.2:5000']);
+  await a.close(); // worker A's env failed: it starts another one
+  const a2 = await p.start();
+  t.equal(a2.baseUrl, 'http://10.0.0.3:5000', 'the spare URL, not the one worker B holds');
+  const a3 = await p.start();
+  t.equal(a3.baseUrl, 'http://10.0.0.1:5000', 'the freed URL');
+  await t.rejects(p.start(), /all 3 env URL\(s\) are in use/, 'no URL is handed to a second worker');
+  await b.close();
+  t.equal((await p.start()).baseUrl, 'http://10.0.0.2:5000');
+});
+
 const skip = skipReason('ffmpeg', 'ffprobe');
 t.test('local env', { skip }, async (t) => {
   const provider = new LocalProvider();

@@ -15,6 +15,16 @@ import { skipReason } from './desktop-helpers.ts';
 
 const skip = skipReason('chromium');
 
+t.test('upload_file from a task folder whose path has # and %', { skip: skipReason() }, async (t) => {
+  const provider = new LocalProvider();
+  t.teardown(() => provider.closeAll());
+  const env = await provider.start({ name: 'upload-test' });
+  const dir = t.testdir({ 'tasks #1 100%25': { 'a #b %41.txt': 'odd path\n' } });
+  const ctx = { env, cache: new FileCache(null), localBase: path.join(dir, 'tasks #1 100%25') };
+  await runSetup(ctx, [{ type: 'upload_file', parameters: { files: [{ local_path: 'a #b %41.txt', path: '/home/user/odd.txt' }] } }]);
+  t.equal((await env.client.getFile('/home/user/odd.txt'))?.toString(), 'odd path\n');
+});
+
 t.test('setup steps on a real desktop', { skip }, async (t) => {
   const provider = new LocalProvider();
   t.teardown(() => provider.closeAll());

@@ -165,3 +165,26 @@ t.test('folders above a trial, results without config.json, errors', async (t) =
     { key: 'x', a: null, b: true, matters: false },
   ]);
 });
+
+t.test('bad input to compare-runs, pass-at-n and coverage: one line, exit 1', async (t) => {
+  t.throws(() => compareRunsMain([results.trial('0'), results.trial('1'), '--domain', 'nope']), /^domain "nope" is in neither run \(they have calc, os\)$/);
+  t.equal(cli(compareRunsMain, results.trial('0'), results.trial('1'), '--domain', 'os').status, 0, 'a known domain is fine');
+  t.throws(() => passAtNMain(['--root_path', path.join(results.modelRoot, 'nope'), '--meta_path', results.meta, '--trials', '0']), /^cannot read .*nope: no such result folder$/);
+  t.throws(() => passAtNMain(['--root_path', results.modelRoot, '--meta_path', results.meta, '--trials', '0', '5']), /^no trial 5 under .* \(it has 0, 1, 2\)$/);
+  const compare = bin('compare-runs.mjs', results.trial('0'), results.trial('1'), '--domain', 'nope');
+  t.equal(compare.status, 1);
+  t.equal(compare.stderr.trim(), 'compare-runs: domain "nope" is in neither run (they have calc, os)');
+  const coverage = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'harness/cli/coverage.ts'), ...args], { encoding: 'utf8', cwd: REPO_ROOT });
+  const missing = coverage('--meta', path.join(results.modelRoot, 'missing.json'));
+  t.equal(missing.status, 1);
+  t.match(missing.stderr.trim(), /^coverage: cannot read task list .*missing\.json: ENOENT[^\n]*$/, 'a missing list: one line, no stack trace');
+  const unknown = coverage('--bogus');
+  t.equal(unknown.status, 1);
+  t.match(unknown.stderr.trim(), /^error: unknown option '--bogus'$/);
+  const noValue = coverage('--meta');
+  t.equal(noValue.status, 1);
+  t.match(noValue.stderr.trim(), /^error: option '--meta <file>' argument missing$/);
+  const ok = coverage('--json', '--meta', results.meta);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(JSON.parse(ok.stdout), { meta: results.meta, total: { tasks: 4 } });
+});

@@ -108,5 +108,7 @@ t.test('bad input: one clear line on stderr, exit 1, no score written', async (t
   const summary = JSON.parse(fs.readFileSync(path.join(trial, 'summary.json'), 'utf8')) as { scored: number; invalid: { id: string }[]; statuses: Record<string, number> };
   t.equal(summary.scored, 0);
   t.match(summary.invalid, [{ id: 'broken-task' }]);
-  t.equal(summary.statuses.not_run, 1);
+  t.equal(summary.statuses.invalid, 1, 'counted as invalid');
+  t.equal(summary.statuses.not_run, 0, 'not as not run');
+  t.match(broken.stdout, /0 task\(s\) to run, 0 already finished, 1 invalid/, 'the log line counts it');
 });

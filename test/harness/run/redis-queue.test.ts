@@ -22,6 +22,7 @@ import type { TrialPath } from '../../../harness/results/layout.ts';
 import type { TrialSummary } from '../../../harness/results/summary.ts';
 import { defaultQueueName, RedisTaskQueue, type TaskJobData, type TaskJobResult } from '../../../harness/run/redis-queue.ts';
 import { parseRedisUrl, redactRedisUrl, RespClient } from '../../../harness/run/resp-client.ts';
+import { sharedTrialToken } from '../../../harness/run/shared-trial.ts';
 import type { TaskRecord, TaskSource } from '../../../harness/run/run-trial.ts';
 import { loadTask, type LoadedTask } from '../../../harness/tasks/load-tasks.ts';
 import { REPO_ROOT } from '../../../server/model/checkpoint/tiny.ts';
@@ -166,6 +167,31 @@ t.test('the queue: one job per task key, shared takes, results put back, crashed
   await z.finished(scored(z.task));
   const lostJobs = inspect(t, redis.url, `${name}-lost`);
   t.not(await (await lostJobs.getJob(`os/${z.task.id}`))?.getState(), 'completed', 'a lost claim does not complete the job');
+});
+
+t.test('two unrelated trials whose queue names collide: the second is refused; one trial folder seen through two paths is one trial', { skip: noRedis }, async (t) => {
+  const redis = await startRedis(t);
+  const dir = t.testdir({ one: {}, other: {} });
+  const trialA = trialPath(path.join(dir, 'one', 'results'), 'same');
+  const trialB = trialPath(path.join(dir, 'other', 'results'), 'same');
+  const name = defaultQueueName(trialA);
+  t.equal(defaultQueueName(trialB), name, 'the default names collide');
+  const make = (trial: TrialPath, id: string): RedisTaskQueue => {
+    const trialDir = path.join(trial.resultDir, 'pyautogui/screenshot/same/0');
+    fs.mkdirSync(trialDir, { recursive: true });
+    const q = new RedisTaskQueue({ url: redis.url, name, trial, lockMs: 1000, pollMs: 100, id, taskSetHash: 'h', trialToken: sharedTrialToken(trialDir), log: () => {} });
+    t.teardown(() => q.close());
+    return q;
+  };
+  const a = make(trialA, 'A');
+  await a.open([loaded('local-os-hello-file')], (ref) => loadTask(LOCAL, ref));
+  const b = make(trialB, 'B');
+  await t.rejects(b.connect(), /holds 1 task\(s\) of another trial folder .*give another --queue-name/, 'an unrelated run is refused while the queue has work');
+  // Another machine mounts the same results elsewhere: here, a symlink to the same folder.
+  fs.symlinkSync(path.join(dir, 'one'), path.join(dir, 'mount'));
+  const c = make(trialPath(path.join(dir, 'mount', 'results'), 'same'), 'C');
+  await c.connect();
+  t.pass('a process on the same trial folder through another path joins');
 });
 
 /** A real harness process; its stdout and stderr together. */

@@ -137,7 +137,7 @@ t.test('summary: every status counted; score over all and over cleanly finished 
   put('killed', null, { status: 'success', score: 1 }); // status written, killed before result.txt: not finished
   const ids = ['ok', 'no', 'old', 'parse', 'model', 'slow', 'infra', 'killed', 'never'];
   const s = summarizeTrial(trial, ids.map((id) => ({ domain: 'd', id })));
-  t.same(s.statuses, { success: 2, fail: 1, infra_error: 1, timeout: 1, parse_error: 1, model_error: 1, not_run: 2 });
+  t.same(s.statuses, { success: 2, fail: 1, infra_error: 1, timeout: 1, parse_error: 1, model_error: 1, not_run: 2, invalid: 0 });
   t.equal(s.scored, 5);
   t.equal(s.successRate, 3 / 9);
   t.equal(s.clean, 3);

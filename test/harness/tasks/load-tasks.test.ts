@@ -4,7 +4,7 @@ import path from 'node:path';
 import t from 'tap';
 import { loadTask, loadTaskList } from '../../../harness/tasks/load-tasks.ts';
 import { isFinished, osworldTimestamp, readScore, taskDir, trialDir } from '../../../harness/results/layout.ts';
-import { TaskResultWriter } from '../../../harness/results/writer.ts';
+import { TaskResultWriter, writeFileAtomic } from '../../../harness/results/writer.ts';
 import { REPO_ROOT } from '../../../server/model/checkpoint/tiny.ts';
 
 const BASE = path.join(REPO_ROOT, 'evaluation_examples');
@@ -49,4 +49,26 @@ t.test('OSWorld result layout, atomic writes, finished means result.txt', async 
   t.same(fs.readdirSync(taskDir(p, ref)).sort(), ['result.txt', 'runtime.log', 'traj.jsonl'], 'no temporary files left');
   w.begin();
   t.same(fs.readdirSync(taskDir(p, ref)), ['runtime.log'], 'a new attempt starts from an empty folder');
+});
+
+t.test('a task list that is not JSON: one line, without the file text', async (t) => {
+  const dir = t.testdir({ 'short.json': '{"os": tru\ne}', 'long.json': '{"os": ["a",\n "b"\n oops\n}' });
+  for (const name of ['short.json', 'long.json']) {
+    const err = (() => {
+      try {
+        loadTaskList(path.join(dir, name));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    t.match(err, new RegExp(`^cannot read task list .*${name}: `), name);
+    t.notMatch(err, /\n|tru|oops/, `${name}: one line, no file text`);
+  }
+});
+
+t.test('an atomic write that cannot land leaves no temporary file', async (t) => {
+  const dir = t.testdir({ 'report.html': {} }); // a folder where the file should go (report --out <dir>)
+  t.throws(() => writeFileAtomic(path.join(dir, 'report.html'), 'x'), /EISDIR|EEXIST|ENOTEMPTY|directory/i);
+  t.same(fs.readdirSync(dir), ['report.html'], 'no <file>.tmp-<pid>-* left');
 });

@@ -37,7 +37,8 @@ t.test('openai: models.list and models.retrieve', async (t) => {
   const one = await client.models.retrieve(MODEL);
   t.equal(one.id, MODEL);
   t.equal(one.object, 'model');
-  await t.rejects(client.models.retrieve('gpt-4o'), { status: 404 }, 'another id is 404');
+  const refused = await client.models.retrieve('gpt-4o').then(() => null, (err: unknown) => err);
+  t.equal((refused as { status?: number } | null)?.status, 404, 'another id is 404');
   const missing = await http(`${server.url}/v1/models/org%2Fother`, 'GET');
   t.equal((missing.json as { error: { code: string } }).error.code, 'model_not_found');
 });

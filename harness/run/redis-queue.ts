@@ -16,7 +16,9 @@
  *   clears an unfinished task's folder, exactly as a rerun would). A process that finds its
  *   lock taken stops that task and writes nothing more into its folder.
  * - A job completes only after the task's result.txt is written; a task that ended without a
- *   result (infra_error, timeout) fails its job, and the next process to start puts it back.
+ *   result (infra_error, timeout) fails its job, and the next process to start puts it back. A
+ *   job taken whose task already has its result.txt (written just before its claim ended) is
+ *   completed without running the task again.
  * - A process ends when no job is waiting or running anywhere (it keeps polling while other
  *   processes still run tasks, so it can take over those of a process that dies).
  * - The processes must share the task set (list, domain, excluded tags, task files): its hash
@@ -24,8 +26,8 @@
  */
 import os from 'node:os';
 import { Queue, Worker, createBunRedisClient, type Job, type JobType } from 'bullmq';
-import { isFinished, type TrialPath } from '../results/layout.ts';
-import type { TaskStatus } from '../results/status.ts';
+import { isFinished, taskDir, type TrialPath } from '../results/layout.ts';
+import { readTaskStatus, type TaskStatus } from '../results/status.ts';
 import type { InvalidTask, LoadedTask, TaskRef } from '../tasks/load-tasks.ts';
 import { parseRedisUrl, redactRedisUrl, RespClient, type RedisTarget, type RespValue } from './resp-client.ts';
 import type { SharedQueue, TakenTask, TaskRecord, TaskSource } from './run-trial.ts';
@@ -309,6 +311,14 @@ export class RedisTaskQueue implements SharedQueue {
       if ('error' in loaded) {
         this.o.log(`[env ${worker}] queue: ${job.id} is not a valid task here (${loaded.error}); failed`);
         await job.moveToFailed(new Error(`invalid task on ${this.id}: ${loaded.error}`), token, false).catch(() => {});
+        continue;
+      }
+      if (isFinished(this.o.trial, ref)) {
+        // Its result.txt was written just before its claim ended (handed back, or its process was
+        // presumed dead): the task is done, and running it again would clear a finished result.
+        const status = readTaskStatus(taskDir(this.o.trial, ref));
+        this.o.log(`[env ${worker}] queue: ${job.id} already has its result.txt; completed without running it again`);
+        await job.moveToCompleted({ outcome: status?.status ?? 'success', score: status?.score ?? null, by: this.id }, token, false).catch(() => {});
         continue;
       }
       return this.claim(worker, job, token, loaded);

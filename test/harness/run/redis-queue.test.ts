@@ -81,7 +81,7 @@ t.test('the RESP client BullMQ runs on', { skip: noRedis }, async (t) => {
   await t.rejects(c.send('PING', []), /Connection is closed/);
 });
 
-t.test('the queue: one job per task key, shared takes, results put back, crashed claims taken over, lost claims', { skip: noRedis }, async (t) => {
+t.test('the queue: one job per task key, shared takes, results put back, crashed claims taken over, lost claims, finished tasks not rerun', { skip: noRedis }, async (t) => {
   const redis = await startRedis(t);
   const dir = t.testdir({});
   const trial = trialPath(path.join(dir, 'results'), 'unit');
@@ -155,6 +155,7 @@ t.test('the queue: one job per task key, shared takes, results put back, crashed
   for (const task of tasks) t.equal(await (await jobs.getJob(`os/${task.id}`))?.getState(), 'completed', `${task.id}: completed`);
 
   // A process whose claim is taken from it (here: its lock removed) is told, and completes nothing.
+  fs.rmSync(resultFile(tasks[0]!)); // unfinished, or the taker would complete its job unrun
   const e = make('E', { lockMs: 600, queue: `${name}-lost` });
   const se = await e.open([tasks[0]!], load);
   const z = (await se.take(0))!;
@@ -167,6 +168,22 @@ t.test('the queue: one job per task key, shared takes, results put back, crashed
   await z.finished(scored(z.task));
   const lostJobs = inspect(t, redis.url, `${name}-lost`);
   t.not(await (await lostJobs.getJob(`os/${z.task.id}`))?.getState(), 'completed', 'a lost claim does not complete the job');
+
+  // A task whose result.txt was written just before it was handed back: the next taker completes
+  // its job and does not run it again (that would clear the finished result).
+  fs.rmSync(resultFile(tasks[1]!), { force: true });
+  const g = make('G', { queue: `${name}-done` });
+  const sg = await g.open([tasks[1]!], load);
+  const w = (await sg.take(0))!;
+  writeResult(w.task);
+  await g.abandon();
+  const h = make('H', { queue: `${name}-done` });
+  const sh = await h.open([tasks[1]!], load);
+  t.equal(await sh.take(0), null, 'nothing is run');
+  const doneJobs = inspect(t, redis.url, `${name}-done`);
+  t.match((await doneJobs.getJob(`os/${w.task.id}`))?.returnvalue, { outcome: 'success', score: 1, by: 'H' }, 'the job is completed with its result');
+  t.match(logs.join('\n'), /H \[env 0\] queue: os\/local-os-make-folder already has its result\.txt; completed without running it again/);
+  t.equal(fs.readFileSync(resultFile(w.task), 'utf8'), '1\n', 'the result stays');
 });
 
 t.test('two unrelated trials whose queue names collide: the second is refused; one trial folder seen through two paths is one trial', { skip: noRedis }, async (t) => {

@@ -7,7 +7,6 @@
  * - with --queue (a real redis-server): exit 130, no EBADF, and the running task is back in the
  *   queue (waiting, not active with a live lock) as soon as the process has exited.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -15,21 +14,11 @@ import { Queue, createBunRedisClient } from 'bullmq';
 import type { TrialSummary } from '../../../harness/results/summary.ts';
 import { defaultQueueName, type TaskJobData, type TaskJobResult } from '../../../harness/run/redis-queue.ts';
 import { parseRedisUrl, RespClient } from '../../../harness/run/resp-client.ts';
-import { REPO_ROOT } from '../../../server/model/checkpoint/tiny.ts';
 import { skipReason } from '../env/desktop-helpers.ts';
 import { redisSkipReason, startRedis } from './redis-helpers.ts';
-import { killPid, ORACLES, readJson, RUN_BIN, runArgs, taskList, trialOf, waitFor } from './run-helpers.ts';
+import { killPid, ORACLES, readJson, runArgs, runProcess, taskList, trialOf, waitFor } from './run-helpers.ts';
 
 const IDS = ['local-os-hello-file', 'local-os-make-folder'];
-
-function runProcess(args: string[]): { child: ChildProcess; out: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [RUN_BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, out: () => out, exit };
-}
 
 /** The first task folder of the trial with a step screenshot (the task is under way). */
 const midTask = (trial: string): boolean =>

@@ -13,7 +13,6 @@
  * - a process killed with SIGKILL in the middle of a task: its task goes back to the queue and
  *   the other process runs it to its one result.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -25,10 +24,9 @@ import { parseRedisUrl, redactRedisUrl, RespClient } from '../../../harness/run/
 import { sharedTrialToken } from '../../../harness/run/shared-trial.ts';
 import type { TaskRecord, TaskSource } from '../../../harness/run/run-trial.ts';
 import { loadTask, type LoadedTask } from '../../../harness/tasks/load-tasks.ts';
-import { REPO_ROOT } from '../../../server/model/checkpoint/tiny.ts';
 import { skipReason } from '../env/desktop-helpers.ts';
 import { redisSkipReason, startRedis } from './redis-helpers.ts';
-import { badFiles, killPid, LOCAL, ORACLES, readJson, RUN_BIN, runArgs, taskList, trialOf, waitFor, walk } from './run-helpers.ts';
+import { badFiles, killPid, LOCAL, ORACLES, readJson, runArgs, runProcess, taskList, trialOf, waitFor, walk } from './run-helpers.ts';
 
 const noRedis = redisSkipReason();
 const noDesktop = noRedis || skipReason('xterm');
@@ -210,16 +208,6 @@ t.test('two unrelated trials whose queue names collide: the second is refused; o
   await c.connect();
   t.pass('a process on the same trial folder through another path joins');
 });
-
-/** A real harness process; its stdout and stderr together. */
-function runProcess(args: string[]): { child: ChildProcess; out: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [RUN_BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, out: () => out, exit };
-}
 
 /** The "this process ran" line of a run: its id (host-pid) and tasks. */
 function ranBy(out: string): { id: string; tasks: string[] } {

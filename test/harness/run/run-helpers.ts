@@ -1,5 +1,6 @@
 // Shared helpers of the run-multienv reliability tests (kill/resume, env death, model outage):
 // real processes found through /proc, result folders checked file by file.
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -137,4 +138,14 @@ export function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   } catch {
     /* gone */
   }
+}
+
+/** A real harness process; its stdout and stderr together. */
+export function runProcess(args: string[]): { child: ChildProcess; out: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, [RUN_BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  return { child, out: () => out, exit };
 }

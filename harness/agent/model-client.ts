@@ -10,7 +10,7 @@
  */
 import { Agent, request } from 'undici';
 import { ModelPool, type ModelServer } from './model-pool.ts';
-import { MAX_TIMER_MS } from '../cli/argv.ts';
+import { MAX_TIMER_MS } from '../common/timers.ts';
 
 export class ModelUnavailableError extends Error {}
 export class ModelRequestError extends Error {

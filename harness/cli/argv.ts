@@ -1,8 +1,10 @@
 /**
- * Flag spelling shared by the light CLIs (pass-at-n, compare-runs, run-multienv report): OSWorld's
- * flags use underscores; both spellings work by normalising to dashes. Its own module so that these
- * CLIs do not load the whole harness (envs, agents, eval) just to read a result folder.
+ * Flag spelling and flag checks shared by the CLIs: OSWorld's flags use underscores; both spellings
+ * work by normalising to dashes. Its own module so that the light CLIs (pass-at-n, compare-runs,
+ * run-multienv report) do not load the whole harness (envs, agents, eval) just to read a result folder.
  */
+import { MAX_TIMER_MS } from '../common/timers.ts';
+
 export function normaliseArgv(argv: string[]): string[] {
   return argv.map((a) => {
     if (!a.startsWith('--')) return a;
@@ -11,9 +13,6 @@ export function normaliseArgv(argv: string[]): string[] {
     return name.replace(/_/g, '-') + (eq < 0 ? '' : a.slice(eq));
   });
 }
-
-/** The longest delay setTimeout keeps (ms); a longer one fires at once (TimeoutOverflowWarning). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Range {
   /** inclusive lower bound */
@@ -30,32 +29,28 @@ const rangeText = (r: Range): string =>
 const inRange = (n: number, r: Range): boolean =>
   (r.min === undefined || n >= r.min) && (r.above === undefined || n > r.above) && (r.max === undefined || n <= r.max);
 
-/**
- * Option parsers for commander: the flag's value, or an Error with one line naming the flag, the
- * range and the value given (the CLIs print it as `<cli>: <message>` and exit 1). The one place a
- * numeric flag's range is checked.
- */
-export const numberFlag = (name: string, r: Range = {}) => (v: string): number => {
+/** The flag's value, or an Error with one line naming the flag, what it must be and the value given. */
+function checkedNumber(name: string, v: string, r: Range, what: string, integer = false): number {
   const n = v.trim() === '' ? Number.NaN : Number(v);
-  const text = rangeText(r);
-  if (!Number.isFinite(n) || !inRange(n, r)) throw new Error(`${name} must be a number${text ? ` ${text}` : ''} (got "${v}")`);
+  if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || !inRange(n, r)) {
+    const text = rangeText(r);
+    throw new Error(`${name} must be ${what}${text ? ` ${text}` : ''} (got "${v}")`);
+  }
   return n;
-};
+}
 
-export const intFlag = (name: string, min: number, max?: number) => (v: string): number => {
-  const n = v.trim() === '' ? Number.NaN : Number(v);
-  const r: Range = { min, ...(max !== undefined ? { max } : {}) };
-  if (!Number.isInteger(n) || !inRange(n, r)) throw new Error(`${name} must be an integer ${rangeText(r)} (got "${v}")`);
-  return n;
-};
+/**
+ * Option parsers for commander (the CLIs print their Error as `<cli>: <message>` and exit 1):
+ * the one place a numeric flag's range is checked.
+ */
+export const numberFlag = (name: string, r: Range = {}) => (v: string): number => checkedNumber(name, v, r, 'a number');
+
+export const intFlag = (name: string, min: number, max?: number) => (v: string): number =>
+  checkedNumber(name, v, { min, ...(max !== undefined ? { max } : {}) }, 'an integer', true);
 
 /** Seconds that become a timer: at most MAX_TIMER_MS / 1000 (about 24.8 days). */
-export const secondsFlag = (name: string, r: Omit<Range, 'max'>) => (v: string): number => {
-  const range: Range = { ...r, max: Math.floor(MAX_TIMER_MS / 1000) };
-  const n = v.trim() === '' ? Number.NaN : Number(v);
-  if (!Number.isFinite(n) || !inRange(n, range)) throw new Error(`${name} must be a number of seconds ${rangeText(range)} (got "${v}")`);
-  return n;
-};
+export const secondsFlag = (name: string, r: Omit<Range, 'max'>) => (v: string): number =>
+  checkedNumber(name, v, { ...r, max: Math.floor(MAX_TIMER_MS / 1000) }, 'a number of seconds');
 
 /** A flag that names one folder of the result path: not empty, not "." / "..", no separator. */
 export const pathComponentFlag = (name: string) => (v: string): string => {

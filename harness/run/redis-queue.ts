@@ -187,19 +187,12 @@ export class RedisTaskQueue implements SharedQueue {
   private async checkTaskSet(): Promise<void> {
     const hash = this.o.taskSetHash;
     if (!hash) return;
-    const key = this.key('taskset');
-    const set = await this.m.send<RespValue>('SET', [key, hash, 'NX']);
-    if (set === 'OK') return;
-    const theirs = await this.m.get(key);
-    if (theirs === hash) return;
-    const open = await this.openJobs();
-    if (open > 0) {
-      throw new QueueMismatchError(
-        `queue ${this.where} holds ${open} task(s) of another task set (hash ${String(theirs).slice(0, 12)}, this run's ${hash.slice(0, 12)}): every process of one queue needs the same --test_all_meta_path, --domain, --exclude-tag and task files (or use another --queue-name)`,
-      );
-    }
-    this.o.log(`queue ${this.o.name}: the task set changed since the queue's last tasks (hash ${String(theirs).slice(0, 12)} -> ${hash.slice(0, 12)}); the queue was drained, so it now follows this run's`);
-    await this.m.send('SET', [key, hash]);
+    await this.checkSameAs('taskset', hash, {
+      refusal: (theirs, open) =>
+        `queue ${this.where} holds ${open} task(s) of another task set (hash ${theirs.slice(0, 12)}, this run's ${hash.slice(0, 12)}): every process of one queue needs the same --test_all_meta_path, --domain, --exclude-tag and task files (or use another --queue-name)`,
+      adopted: (theirs) =>
+        `queue ${this.o.name}: the task set changed since the queue's last tasks (hash ${theirs.slice(0, 12)} -> ${hash.slice(0, 12)}); the queue was drained, so it now follows this run's`,
+    });
   }
 
   /**
@@ -210,18 +203,30 @@ export class RedisTaskQueue implements SharedQueue {
   private async checkTrial(): Promise<void> {
     const token = this.o.trialToken;
     if (!token) return;
-    const key = this.key('trial');
-    if ((await this.m.send<RespValue>('SET', [key, token, 'NX'])) === 'OK') return;
-    const theirs = await this.m.get(key);
-    if (theirs === token) return;
+    await this.checkSameAs('trial', token, {
+      refusal: (theirs, open) =>
+        `queue ${this.where} holds ${open} task(s) of another trial folder (its ${TRIAL_TOKEN_FILE} token ${theirs}, this one's ${token}): processes of one queue must share one trial folder (--result_dir on a shared file system); for an unrelated run give another --queue-name`,
+      adopted: (theirs) => `queue ${this.o.name}: it served another trial folder before (token ${theirs}); it was drained, so it now serves this one (${token})`,
+    });
+  }
+
+  /**
+   * The value the queue keeps under `name` must be this process's: the first process sets it; a
+   * process with another one is refused while the queue has work, and a drained queue takes it.
+   */
+  private async checkSameAs(
+    name: 'taskset' | 'trial',
+    value: string,
+    say: { refusal: (theirs: string, open: number) => string; adopted: (theirs: string) => string },
+  ): Promise<void> {
+    const key = this.key(name);
+    if ((await this.m.send<RespValue>('SET', [key, value, 'NX'])) === 'OK') return;
+    const theirs = String(await this.m.get(key));
+    if (theirs === value) return;
     const open = await this.openJobs();
-    if (open > 0) {
-      throw new QueueMismatchError(
-        `queue ${this.where} holds ${open} task(s) of another trial folder (its ${TRIAL_TOKEN_FILE} token ${String(theirs)}, this one's ${token}): processes of one queue must share one trial folder (--result_dir on a shared file system); for an unrelated run give another --queue-name`,
-      );
-    }
-    this.o.log(`queue ${this.o.name}: it served another trial folder before (token ${String(theirs)}); it was drained, so it now serves this one (${token})`);
-    await this.m.send('SET', [key, token]);
+    if (open > 0) throw new QueueMismatchError(say.refusal(theirs, open));
+    this.o.log(say.adopted(theirs));
+    await this.m.send('SET', [key, value]);
   }
 
   /**

@@ -105,8 +105,9 @@ t.test('disconnects free their slots', async (t) => {
   });
 
   await t.test('both slots cut at once, one in prefill and one streaming', async (t) => {
-    const streaming = open(chat, { model: MODEL, messages: [{ role: 'user', content: 'Describe the desktop.' }], max_tokens: 5000, temperature: 1, seed: 6, stream: true });
-    await streaming.firstBytes;
+    // A long stream (up to the context), so it is still running when the second request arrives on a busy machine.
+    const streaming = open(chat, { model: MODEL, messages: [{ role: 'user', content: 'Describe the desktop.' }], max_tokens: 16000, temperature: 1, seed: 6, stream: true });
+    t.match(await streaming.firstBytes, /data: /, 'the stream had started');
     const prefill = open(chat, { model: MODEL, messages: [{ role: 'user', content: longPrompt(2, 9000) }], max_tokens: 50, stream: true });
     t.ok(await waitFor(async () => server.engine.inflight === 2, 30_000), 'both reached the engine');
     prefill.destroy();
